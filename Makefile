@@ -1,0 +1,57 @@
+# Everyday tasks. `make demo` and `make test` are the two set-up commands of the README:
+# each creates .venv when it is missing and installs the locked dependencies into it.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+BIN    := $(VENV)/bin
+# requirements.lock pins every package (all extras and dev tools) to versions known to work
+# together; installs use it as constraints so each target installs only what it needs.
+LOCK   := requirements.lock
+DEMO_DIR ?= demo
+DEMO_CUSTOMERS ?= 20000
+
+.PHONY: demo test test-fast lint format lock bench clean
+
+$(VENV)/.base: pyproject.toml $(LOCK)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c $(LOCK) -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base
+	$(PIP) install -q -c $(LOCK) -e '.[dev,postgres,spark]'
+	touch $@
+
+demo: $(VENV)/.base
+	rm -rf $(DEMO_DIR)
+	$(BIN)/activator init $(DEMO_DIR) --demo --customers $(DEMO_CUSTOMERS) --seed 42
+	$(BIN)/activator -w $(DEMO_DIR) validate
+	$(BIN)/activator -w $(DEMO_DIR) apply
+	$(BIN)/activator -w $(DEMO_DIR) status
+	$(BIN)/activator -w $(DEMO_DIR) summary
+
+test: $(VENV)/.dev
+	$(BIN)/pytest
+
+test-fast: $(VENV)/.dev
+	$(BIN)/pytest -m "not slow and not spark and not postgres"
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: $(VENV)/.dev
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+# Re-resolve the lock (needs network access to the package index and `uv`).
+lock:
+	uv pip compile pyproject.toml --all-extras --python-version 3.11 --no-annotate -o $(LOCK)
+
+bench: $(VENV)/.dev
+	$(PY) bench/generate_demo.py --customers 1000000
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

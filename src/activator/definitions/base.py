@@ -1,0 +1,39 @@
+"""The base of every definition model: strict, documented, and the source of the JSON Schema."""
+
+from __future__ import annotations
+
+__all__ = ["Definition", "Model", "Name"]
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+Name = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"),
+]
+"""A definition's name: letters, digits, ``_``, ``.``, ``-``; starts with a letter or digit."""
+
+
+class Model(BaseModel):
+    """Strict Pydantic model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        use_attribute_docstrings=True,
+        frozen=False,
+    )
+
+
+class Definition(Model):
+    """A named, versioned definition stored in the metadata store (segment, campaign, ...)."""
+
+    name: Name
+    """Unique name within its kind; other definitions refer to it by this name."""
+
+    description: str | None = None
+    """Free text shown in listings."""
+
+    labels: list[str] = []
+    """Labels for filtering the Activations list."""

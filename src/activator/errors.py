@@ -1,0 +1,121 @@
+"""One hierarchy of errors, each carrying what the user needs to fix the problem.
+
+The CLI maps :class:`ActivatorError` subclasses to exit codes: input problems (bad files,
+unknown references, an engine that does not match the data model) exit with 2, failed work
+with 1. Messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActivatorError",
+    "CompileError",
+    "ConfigError",
+    "DefinitionError",
+    "DestinationError",
+    "EngineError",
+    "EngineLockedError",
+    "Issue",
+    "MissingExtraError",
+    "StoreError",
+]
+
+from dataclasses import dataclass
+
+
+class ActivatorError(Exception):
+    """Base of every error Activator raises on purpose.
+
+    Attributes:
+        bad_input: True when the user's input (files, flags, data model) is at fault, so the
+            CLI exits with 2; False when the work itself failed (exit 1).
+    """
+
+    bad_input: bool = False
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class ConfigError(ActivatorError):
+    """The workspace configuration or the command line is wrong."""
+
+    bad_input = True
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found in a definition file.
+
+    Attributes:
+        file: path of the file, relative to the workspace where possible.
+        line: 1-based line number in the file, when known.
+        path: location inside the document, e.g. ``audience.include[1]``.
+        message: what is wrong, and the fix where possible.
+    """
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where} {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class DefinitionError(ConfigError):
+    """One or more definition files are invalid; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = issues
+        lines = "\n".join(f"  {issue}" for issue in issues)
+        count = f"{len(issues)} problem" + ("s" if len(issues) != 1 else "")
+        super().__init__(f"{count} found:\n{lines}")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class CompileError(ActivatorError):
+    """A definition cannot be compiled to an engine expression."""
+
+    bad_input = True
+
+
+class EngineError(ActivatorError):
+    """The engine is unreachable, or does not match the data model."""
+
+    bad_input = True
+
+
+class EngineLockedError(EngineError):
+    """Another process holds the embedded engine for writing."""
+
+
+class MissingExtraError(ActivatorError):
+    """An optional dependency is not installed."""
+
+    bad_input = True
+
+    def __init__(self, extra: str, module: str) -> None:
+        super().__init__(
+            f"this needs the optional package {module!r}, which is not installed",
+            hint=f"install activator[{extra}]  (pip install 'activator[{extra}]')",
+        )
+        self.extra = extra
+
+
+class StoreError(ActivatorError):
+    """The metadata store is unreachable or its schema cannot be migrated."""
+
+    bad_input = True
+
+
+class DestinationError(ActivatorError):
+    """A destination refused or failed a delivery."""
