@@ -1,0 +1,160 @@
+"""The metadata store's tables, as SQLAlchemy 2 typed ORM rows.
+
+The schema itself is owned by the Alembic history in ``activator/store/migrations``; these
+classes must agree with it, which ``tests/store/test_migrations.py`` checks on every dialect.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Base",
+    "DefinitionRow",
+    "DefinitionVersionRow",
+    "JSONDocument",
+    "RunRow",
+    "UTCDateTime",
+]
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints: SQLite migrations recreate tables (batch mode) and can only drop or alter
+# a constraint that has a stable name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+"""JSON column type: JSONB on PostgreSQL (indexable, compact), JSON text elsewhere."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware, on every dialect.
+
+    SQLite has no time zone type, so values are stored there as naive UTC text (which also
+    sorts correctly); PostgreSQL uses ``timestamp with time zone``. Naive datetimes are
+    refused on the way in: a timestamp without a zone is ambiguous.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC (naive UTC on SQLite)."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"timestamp {value.isoformat()} has no time zone; pass an aware one")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every metadata-store row."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class DefinitionRow(Base):
+    """One named definition (segment, destination, campaign, journey, orchestration, group).
+
+    Its content lives in :class:`DefinitionVersionRow`; ``current_version`` points at the
+    version in force. Schedules and audit entries will refer to definitions by ``id``.
+    """
+
+    __tablename__ = "definitions"
+    __table_args__ = (UniqueConstraint("kind", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(128))
+    current_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    versions: Mapped[list[DefinitionVersionRow]] = relationship(
+        back_populates="definition",
+        order_by="DefinitionVersionRow.version",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class DefinitionVersionRow(Base):
+    """One immutable version of a definition: the validated spec and its content hash."""
+
+    __tablename__ = "definition_versions"
+    __table_args__ = (UniqueConstraint("definition_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    definition_id: Mapped[int] = mapped_column(
+        ForeignKey("definitions.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    definition: Mapped[DefinitionRow] = relationship(back_populates="versions")
+
+
+class RunRow(Base):
+    """One execution of an activation: its trigger, as-of time, state, counts and error.
+
+    ``(kind, name, scheduled_for)`` is unique so that a scheduled slot runs at most once, even
+    with two schedulers; manual runs have no slot (NULLs never collide). Run events and leases
+    will refer to runs by ``run_id``.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        UniqueConstraint("kind", "name", "scheduled_for"),
+        Index("ix_runs_kind_name_created_at", "kind", "name", "created_at"),
+    )
+
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(128))
+    definition_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    trigger: Mapped[str] = mapped_column(String(16))
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    error: Mapped[str | None] = mapped_column(Text)
+    error_kind: Mapped[str | None] = mapped_column(String(16))
+    is_test: Mapped[bool] = mapped_column(Boolean)

@@ -1,0 +1,721 @@
+"""The metadata store: definitions with their versions, and run history.
+
+SQLite by default (a file in the workspace, WAL mode), PostgreSQL in production. The schema is
+migrated to the newest revision when the store is opened.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFINITION_KINDS",
+    "ERROR_KINDS",
+    "FINISHED_RUN_STATUSES",
+    "RUN_STATUSES",
+    "ApplyResult",
+    "DefinitionInput",
+    "MetadataStore",
+    "RunSlotTakenError",
+    "RunSummary",
+    "StoredDefinition",
+    "canonical_json",
+    "content_hash",
+]
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from sqlalchemy import Engine, Select, create_engine, event, func, select, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from activator.clock import wall_clock
+from activator.errors import MissingExtraError, StoreError
+from activator.store.migrate import current_revision, upgrade
+from activator.store.models import DefinitionRow, DefinitionVersionRow, RunRow
+
+DEFINITION_KINDS = ("segment", "destination", "campaign", "journey", "orchestration", "group")
+"""Kinds of definition the store holds."""
+
+RUN_STATUSES = ("queued", "running", "succeeded", "warning", "failed", "canceled")
+"""States of a run, in lifecycle order."""
+
+FINISHED_RUN_STATUSES = ("succeeded", "warning", "failed", "canceled")
+"""States a run ends in."""
+
+ERROR_KINDS = ("configuration", "platform")
+"""Who has to act on a failed run: the user (fix and restart) or nobody (transient; retried)."""
+
+_SQLITE_BUSY_TIMEOUT_MS = 10_000
+# PostgreSQL advisory lock taken by apply(): applies are rare, and serialising them keeps two
+# concurrent ones from both creating (or both adding version n+1 to) the same definition.
+_PG_APPLY_LOCK = 0x61637477
+# Execution option read by the SQLite "begin" listener: writers take the write lock up front
+# (BEGIN IMMEDIATE), so a read-then-write transaction waits for another writer instead of
+# failing with "database is locked" when it tries to upgrade its lock.
+_SQLITE_BEGIN = "activator_sqlite_begin"
+
+
+@dataclass(frozen=True)
+class DefinitionInput:
+    """A validated definition to store.
+
+    Attributes:
+        kind: one of :data:`DEFINITION_KINDS`.
+        name: unique within its kind.
+        spec: the validated definition as JSON-compatible data (``model_dump(mode="json")``).
+        source: the file it came from (relative to the workspace), or ``api``.
+    """
+
+    kind: str
+    name: str
+    spec: Mapping[str, Any]
+    source: str
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What :meth:`MetadataStore.apply` did with one definition.
+
+    Attributes:
+        kind: the definition's kind.
+        name: the definition's name.
+        version: its current version after the apply.
+        change: ``created`` (new, version 1), ``updated`` (new version) or ``unchanged``.
+    """
+
+    kind: str
+    name: str
+    version: int
+    change: Literal["created", "updated", "unchanged"]
+
+
+@dataclass(frozen=True)
+class StoredDefinition:
+    """One version of a stored definition.
+
+    Attributes:
+        kind: the definition's kind.
+        name: the definition's name.
+        version: the version number, from 1.
+        status: the definition's status (``draft``, ``active``, ``paused``, ``archived``...).
+        spec: the definition as stored.
+        content_hash: SHA-256 (hex) of the spec's canonical JSON.
+        source: the file or ``api`` it was applied from.
+        updated_at: when this version was stored (UTC).
+    """
+
+    kind: str
+    name: str
+    version: int
+    status: str
+    spec: dict[str, Any]
+    content_hash: str
+    source: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run as recorded in the store; every timestamp is aware UTC.
+
+    Attributes:
+        run_id: the run's id (a UUID string).
+        kind: kind of the definition run.
+        name: name of the definition run.
+        definition_version: version of the definition the run used.
+        status: one of :data:`RUN_STATUSES`.
+        trigger: what started it: ``manual``, ``schedule``, ``retry``...
+        as_of: the run's as-of time; every relative date in it resolves against this.
+        scheduled_for: the schedule slot it fills, or ``None`` for unscheduled runs.
+        created_at: when it was queued.
+        started_at: when it started running.
+        finished_at: when it ended.
+        counts: counts recorded at the end (customers, rows, rejected...).
+        error: what went wrong, for failed runs.
+        error_kind: ``configuration`` or ``platform``, for failed runs.
+        is_test: True for test runs (a sample sent to a test destination).
+    """
+
+    run_id: str
+    kind: str
+    name: str
+    definition_version: int
+    status: str
+    trigger: str
+    as_of: datetime
+    scheduled_for: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    counts: dict[str, Any]
+    error: str | None
+    error_kind: str | None
+    is_test: bool
+
+
+class RunSlotTakenError(StoreError):
+    """A run already exists for this activation's scheduled slot; it must not run twice."""
+
+    bad_input = False
+
+    def __init__(self, message: str, *, existing_run_id: str) -> None:
+        super().__init__(message)
+        self.existing_run_id = existing_run_id
+
+
+def canonical_json(spec: Mapping[str, Any]) -> str:
+    """The canonical JSON text of a spec: sorted keys, no whitespace, UTF-8, no NaN.
+
+    Raises:
+        TypeError: a value is not JSON-serialisable.
+        ValueError: a float is NaN or infinite.
+    """
+    return json.dumps(
+        spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def content_hash(spec: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the spec's canonical JSON: equal specs have equal hashes."""
+    return hashlib.sha256(canonical_json(spec).encode("utf-8")).hexdigest()
+
+
+class MetadataStore:
+    """Definitions, their versions, and run history, in SQLite or PostgreSQL.
+
+    Open it with :meth:`open`; use it as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self, engine: Engine, *, shown_url: str, clock: Callable[[], datetime] = wall_clock
+    ) -> None:
+        """Wrap an engine whose database is already migrated; prefer :meth:`open`."""
+        self._engine = engine
+        self._shown_url = shown_url
+        self._clock = clock
+        self._write_engine = engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+        self._reads = sessionmaker(engine, expire_on_commit=False)
+        self._writes = sessionmaker(self._write_engine, expire_on_commit=False)
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        workspace_root: Path,
+        clock: Callable[[], datetime] = wall_clock,
+    ) -> MetadataStore:
+        """Connect to the store and migrate its schema to the newest revision.
+
+        Args:
+            url: SQLAlchemy URL. ``sqlite:///relative/path.db`` is relative to
+                ``workspace_root`` (its folder is created); ``postgresql://`` means
+                ``postgresql+psycopg://``.
+            workspace_root: the workspace folder.
+            clock: source of the record timestamps (``created_at``...); tests pass a fixed one.
+
+        Raises:
+            StoreError: the URL is invalid or unsupported, the store is unreachable or
+                unwritable, or its schema cannot be migrated. The message names the URL with
+                its password masked.
+            MissingExtraError: the PostgreSQL driver is not installed.
+        """
+        parsed = _resolve_url(url, workspace_root)
+        shown = parsed.render_as_string(hide_password=True)
+        engine = _create_engine(parsed, shown)
+        store = cls(engine, shown_url=shown, clock=clock)
+        try:
+            upgrade(store._write_engine, shown_url=shown)
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise StoreError(
+                f"cannot open the metadata store {shown}: {_reason(exc, parsed)}",
+                hint=_hint(parsed),
+            ) from None
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for code that adds its own tables' queries."""
+        return self._engine
+
+    @property
+    def url(self) -> str:
+        """The store's URL with its password masked."""
+        return self._shown_url
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def revision(self) -> str:
+        """The schema revision the database is at (the head, once opened)."""
+        with self._guard("reading the schema revision"), self._engine.connect() as connection:
+            revision = current_revision(connection)
+        if revision is None:
+            raise StoreError(f"metadata store {self._shown_url} has no schema revision")
+        return revision
+
+    # -- definitions -------------------------------------------------------------------------
+
+    def apply(self, items: Sequence[DefinitionInput]) -> list[ApplyResult]:
+        """Store definitions, all or nothing: a new version only where the content changed.
+
+        A new definition is created at version 1; one whose spec hashes differently from its
+        current version gets version n+1 (older versions are kept); an unchanged one is left
+        alone.
+
+        Args:
+            items: the definitions; each (kind, name) at most once.
+
+        Returns:
+            One result per item, in order.
+
+        Raises:
+            StoreError: an unknown kind, a (kind, name) given twice, a spec that is not JSON,
+                or a database failure. Nothing is stored then.
+        """
+        now = self._clock()
+        results: list[ApplyResult] = []
+        seen: set[tuple[str, str]] = set()
+        with self._guard("applying definitions"), self._writes() as session, session.begin():
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(text(f"SELECT pg_advisory_xact_lock({_PG_APPLY_LOCK})"))
+            for item in items:
+                key = (item.kind, item.name)
+                if item.kind not in DEFINITION_KINDS:
+                    raise StoreError(
+                        f"{item.source}: unknown definition kind {item.kind!r}",
+                        hint=f"one of {', '.join(DEFINITION_KINDS)}",
+                    )
+                if key in seen:
+                    raise StoreError(f"{item.source}: {item.kind} {item.name!r} is given twice")
+                seen.add(key)
+                results.append(self._apply_one(session, item, now))
+                # Flush per item so a failure later in the batch really has work to undo.
+                session.flush()
+        return results
+
+    def _apply_one(self, session: Session, item: DefinitionInput, now: datetime) -> ApplyResult:
+        try:
+            text = canonical_json(item.spec)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(
+                f"{item.source}: {item.kind} {item.name!r} cannot be stored as JSON: {exc}"
+            ) from None
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        # Store exactly what was hashed (tuples become lists, keys strings...).
+        spec = json.loads(text)
+        definition = session.scalars(
+            select(DefinitionRow)
+            .where(DefinitionRow.kind == item.kind, DefinitionRow.name == item.name)
+            .with_for_update()
+        ).one_or_none()
+        if definition is None:
+            definition = DefinitionRow(
+                kind=item.kind,
+                name=item.name,
+                current_version=1,
+                status="draft",
+                created_at=now,
+                updated_at=now,
+            )
+            definition.versions.append(
+                DefinitionVersionRow(
+                    version=1, spec=spec, content_hash=digest, source=item.source, created_at=now
+                )
+            )
+            session.add(definition)
+            return ApplyResult(item.kind, item.name, 1, "created")
+        current_hash = session.scalar(
+            select(DefinitionVersionRow.content_hash).where(
+                DefinitionVersionRow.definition_id == definition.id,
+                DefinitionVersionRow.version == definition.current_version,
+            )
+        )
+        if current_hash == digest:
+            return ApplyResult(item.kind, item.name, definition.current_version, "unchanged")
+        latest = session.scalar(
+            select(func.max(DefinitionVersionRow.version)).where(
+                DefinitionVersionRow.definition_id == definition.id
+            )
+        )
+        version = (latest or 0) + 1
+        session.add(
+            DefinitionVersionRow(
+                definition_id=definition.id,
+                version=version,
+                spec=spec,
+                content_hash=digest,
+                source=item.source,
+                created_at=now,
+            )
+        )
+        definition.current_version = version
+        definition.updated_at = now
+        return ApplyResult(item.kind, item.name, version, "updated")
+
+    def current(self, kind: str | None = None) -> list[StoredDefinition]:
+        """The current version of every definition, ordered by kind then name.
+
+        Args:
+            kind: only definitions of this kind.
+        """
+        query = _current_query()
+        if kind is not None:
+            query = query.where(DefinitionRow.kind == kind)
+        query = query.order_by(DefinitionRow.kind, DefinitionRow.name)
+        with self._guard("reading definitions"), self._reads() as session:
+            return [_stored(d, v) for d, v in session.execute(query).tuples()]
+
+    def get(self, kind: str, name: str) -> StoredDefinition | None:
+        """The current version of one definition, or ``None`` when it was never applied."""
+        query = _current_query().where(DefinitionRow.kind == kind, DefinitionRow.name == name)
+        with self._guard("reading a definition"), self._reads() as session:
+            found = session.execute(query).tuples().one_or_none()
+        return None if found is None else _stored(*found)
+
+    def versions(self, kind: str, name: str) -> list[StoredDefinition]:
+        """Every version of one definition, oldest first; empty when it was never applied."""
+        query = (
+            select(DefinitionRow, DefinitionVersionRow)
+            .join(DefinitionVersionRow, DefinitionVersionRow.definition_id == DefinitionRow.id)
+            .where(DefinitionRow.kind == kind, DefinitionRow.name == name)
+            .order_by(DefinitionVersionRow.version)
+        )
+        with self._guard("reading definition versions"), self._reads() as session:
+            return [_stored(d, v) for d, v in session.execute(query).tuples()]
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        kind: str,
+        name: str,
+        definition_version: int,
+        trigger: str,
+        as_of: datetime,
+        scheduled_for: datetime | None = None,
+        is_test: bool = False,
+        run_id: str | None = None,
+    ) -> RunSummary:
+        """Record a new, queued run.
+
+        Args:
+            kind: kind of the definition to run.
+            name: name of the definition to run.
+            definition_version: the version it runs.
+            trigger: what started it (``manual``, ``schedule``, ``retry``...).
+            as_of: the run's as-of time (aware).
+            scheduled_for: the schedule slot it fills (aware); at most one run per slot.
+            is_test: a test run.
+            run_id: the id to use; a new UUID by default.
+
+        Raises:
+            RunSlotTakenError: a run already exists for this slot.
+            StoreError: the store failed.
+        """
+        row = RunRow(
+            run_id=run_id or str(uuid.uuid4()),
+            kind=kind,
+            name=name,
+            definition_version=definition_version,
+            status="queued",
+            trigger=trigger,
+            as_of=as_of,
+            scheduled_for=scheduled_for,
+            created_at=self._clock(),
+            counts={},
+            is_test=is_test,
+        )
+        try:
+            with self._guard("recording a run"), self._writes() as session, session.begin():
+                session.add(row)
+                session.flush()
+                return _summary(row)
+        except StoreError as exc:
+            if scheduled_for is None or not isinstance(exc.__cause__, IntegrityError):
+                raise
+            taken = self._slot_run(kind, name, scheduled_for)
+            if taken is None:
+                raise
+            raise RunSlotTakenError(
+                f"{kind} {name!r} already has run {taken} for the slot {scheduled_for.isoformat()}",
+                existing_run_id=taken,
+            ) from None
+
+    def start_run(self, run_id: str) -> RunSummary:
+        """Mark a queued run as running, now.
+
+        Raises:
+            StoreError: no such run, or it is not queued.
+        """
+        with self._guard("starting a run"), self._writes() as session, session.begin():
+            row = self._run_row(session, run_id)
+            if row.status != "queued":
+                raise StoreError(f"run {run_id} is {row.status}, not queued")
+            row.status = "running"
+            row.started_at = self._clock()
+            session.flush()
+            return _summary(row)
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        counts: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        error_kind: str | None = None,
+    ) -> RunSummary:
+        """Record how a run ended, now.
+
+        Args:
+            run_id: the run.
+            status: one of :data:`FINISHED_RUN_STATUSES`.
+            counts: counts to keep with the run (JSON-compatible).
+            error: what went wrong.
+            error_kind: one of :data:`ERROR_KINDS`.
+
+        Raises:
+            StoreError: no such run, it has already finished, or a bad status or error kind.
+        """
+        if status not in FINISHED_RUN_STATUSES:
+            raise StoreError(
+                f"run {run_id}: {status!r} is not a final status",
+                hint=f"one of {', '.join(FINISHED_RUN_STATUSES)}",
+            )
+        if error_kind is not None and error_kind not in ERROR_KINDS:
+            raise StoreError(
+                f"run {run_id}: unknown error kind {error_kind!r}",
+                hint=f"one of {', '.join(ERROR_KINDS)}",
+            )
+        with self._guard("finishing a run"), self._writes() as session, session.begin():
+            row = self._run_row(session, run_id)
+            if row.status in FINISHED_RUN_STATUSES:
+                raise StoreError(f"run {run_id} has already finished ({row.status})")
+            row.status = status
+            row.finished_at = self._clock()
+            row.counts = dict(counts or {})
+            row.error = error
+            row.error_kind = error_kind
+            session.flush()
+            return _summary(row)
+
+    def get_run(self, run_id: str) -> RunSummary | None:
+        """One run, or ``None`` when there is no such run."""
+        with self._guard("reading a run"), self._reads() as session:
+            row = session.get(RunRow, run_id)
+            return None if row is None else _summary(row)
+
+    def last_run(self, kind: str, name: str, *, include_tests: bool = False) -> RunSummary | None:
+        """The most recently created run of a definition, or ``None`` when it never ran.
+
+        Args:
+            kind: the definition's kind.
+            name: the definition's name.
+            include_tests: count test runs too.
+        """
+        query = select(RunRow).where(RunRow.kind == kind, RunRow.name == name)
+        if not include_tests:
+            query = query.where(RunRow.is_test.is_(False))
+        query = query.order_by(RunRow.created_at.desc(), RunRow.run_id.desc()).limit(1)
+        with self._guard("reading runs"), self._reads() as session:
+            row = session.scalars(query).first()
+            return None if row is None else _summary(row)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _run_row(self, session: Session, run_id: str) -> RunRow:
+        row = session.get(RunRow, run_id, with_for_update=True)
+        if row is None:
+            raise StoreError(f"no run {run_id} in the metadata store")
+        return row
+
+    def _slot_run(self, kind: str, name: str, scheduled_for: datetime) -> str | None:
+        query = select(RunRow.run_id).where(
+            RunRow.kind == kind, RunRow.name == name, RunRow.scheduled_for == scheduled_for
+        )
+        with self._guard("reading runs"), self._reads() as session:
+            return session.scalar(query)
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Turn database failures into a StoreError naming the store and the action."""
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"metadata store {self._shown_url}: {action} failed: "
+                f"{_reason(exc, self._engine.url)}"
+            ) from exc
+
+
+def _current_query() -> Select[tuple[DefinitionRow, DefinitionVersionRow]]:
+    return select(DefinitionRow, DefinitionVersionRow).join(
+        DefinitionVersionRow,
+        (DefinitionVersionRow.definition_id == DefinitionRow.id)
+        & (DefinitionVersionRow.version == DefinitionRow.current_version),
+    )
+
+
+def _stored(definition: DefinitionRow, version: DefinitionVersionRow) -> StoredDefinition:
+    return StoredDefinition(
+        kind=definition.kind,
+        name=definition.name,
+        version=version.version,
+        status=definition.status,
+        spec=version.spec,
+        content_hash=version.content_hash,
+        source=version.source,
+        updated_at=version.created_at,
+    )
+
+
+def _summary(row: RunRow) -> RunSummary:
+    return RunSummary(
+        run_id=row.run_id,
+        kind=row.kind,
+        name=row.name,
+        definition_version=row.definition_version,
+        status=row.status,
+        trigger=row.trigger,
+        as_of=row.as_of,
+        scheduled_for=row.scheduled_for,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        counts=dict(row.counts),
+        error=row.error,
+        error_kind=row.error_kind,
+        is_test=row.is_test,
+    )
+
+
+# -- opening --------------------------------------------------------------------------------
+
+
+def _mask(url: str) -> str:
+    """Hide the password of a URL that SQLAlchemy could not parse."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _resolve_url(url: str, workspace_root: Path) -> URL:
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise StoreError(
+            f"metadata store URL {_mask(url)!r} is not a valid SQLAlchemy URL",
+            hint="e.g. sqlite:///.activator/metadata.db or postgresql://user@host:5432/db",
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return parsed
+    if backend != "sqlite":
+        raise StoreError(
+            f"metadata store URL {parsed.render_as_string(hide_password=True)!r}: "
+            f"{backend!r} is not supported",
+            hint="use sqlite:///path.db or postgresql://user@host:5432/db",
+        )
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return parsed
+    path = Path(database).expanduser()
+    if not path.is_absolute():
+        path = workspace_root.resolve() / path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot open the metadata store {parsed.set(database=str(path)).render_as_string()}: "
+            f"cannot create the folder {path.parent}: {exc.strerror or exc}",
+            hint="check metadata.url in activator.yaml and the folder's permissions",
+        ) from None
+    return parsed.set(database=str(path))
+
+
+def _create_engine(url: URL, shown: str) -> Engine:
+    sqlite = url.get_backend_name() == "sqlite"
+    try:
+        if sqlite:
+            in_memory = not url.database or url.database == ":memory:"
+            # One shared connection for an in-memory database, or each would see its own.
+            engine = create_engine(url, poolclass=StaticPool) if in_memory else create_engine(url)
+        else:
+            # Fail fast on an unreachable host instead of waiting for the OS TCP timeout.
+            engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    except ImportError as exc:
+        raise MissingExtraError("postgres", exc.name or "psycopg") from None
+    except (ArgumentError, TypeError, ValueError) as exc:
+        raise StoreError(f"cannot open the metadata store {shown}: {exc}") from None
+    if sqlite:
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event emit BEGIN (below) instead of the sqlite3 module, which
+    # would not open a transaction before DDL or SELECT, making migrations and reads
+    # non-transactional.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # Busy timeout first, so switching to WAL waits for other connections too.
+        cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+        # WAL lets readers (status, the web page) run while a run writes.
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Any) -> None:
+    mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _reason(exc: SQLAlchemyError, url: URL) -> str:
+    """The driver's message on one line, without the password even if a driver echoed it."""
+    text = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
+    text = " ".join(text.split())
+    if url.password:
+        text = text.replace(str(url.password), "***")
+    return text
+
+
+def _hint(url: URL) -> str:
+    if url.get_backend_name() == "sqlite":
+        return "check metadata.url in activator.yaml and that the file's folder is writable"
+    return (
+        "check metadata.url in activator.yaml, that the server is running and reachable, and "
+        "the credentials (password in the URL, or PGPASSWORD / ~/.pgpass)"
+    )
