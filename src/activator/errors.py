@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 class ActivatorError(Exception):
@@ -57,16 +58,19 @@ class Issue:
         line: 1-based line number in the file, when known.
         path: location inside the document, e.g. ``audience.include[1]``.
         message: what is wrong, and the fix where possible.
+        severity: ``error`` stops the work; ``warning`` is shown but does not.
     """
 
     file: str
     line: int | None
     path: str
     message: str
+    severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where} {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        message = self.message if self.severity == "error" else f"warning: {self.message}"
+        return f"{where} {self.path}: {message}" if self.path else f"{where}: {message}"
 
 
 class DefinitionError(ConfigError):

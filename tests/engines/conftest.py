@@ -1,0 +1,144 @@
+"""Fixtures for the engine tests: one SparkSession for the whole run, and engines of each kind."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pytest
+
+from activator.definitions.config import (
+    DuckDBEngineConfig,
+    PostgresEngineConfig,
+    SparkEngineConfig,
+)
+from activator.engines.base import Engine
+from activator.engines.duckdb import DuckDBEngine
+from activator.engines.registry import open_engine
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+@pytest.fixture(scope="session")
+def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
+    """A small local Spark: 2 cores, 2 shuffle partitions, no UI, UTC; stopped at the end."""
+    from pyspark.sql import SparkSession
+
+    warehouse = tmp_path_factory.mktemp("spark-warehouse")
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("activator-tests")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.warehouse.dir", str(warehouse))
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+def customers_table() -> pa.Table:
+    """200 customers in three countries."""
+    ids = list(range(1, 201))
+    return pa.table(
+        {
+            "customer_id": pa.array(ids, pa.int64()),
+            "email": pa.array([f"c{i}@example.com" for i in ids], pa.string()),
+            "country": pa.array([("FR", "DE", "US")[i % 3] for i in ids], pa.string()),
+        }
+    )
+
+
+def orders_table() -> pa.Table:
+    """1,000 orders with DECIMAL totals, distinct timestamps and some returns."""
+    from datetime import datetime, timedelta
+
+    start = datetime(2026, 1, 1)
+    n = 1000
+    return pa.table(
+        {
+            "order_id": pa.array(range(1, n + 1), pa.int64()),
+            "customer_id": pa.array([(i * 7) % 200 + 1 for i in range(n)], pa.int64()),
+            "ordered_at": pa.array(
+                [start + timedelta(hours=i * 5, minutes=i % 60) for i in range(n)],
+                pa.timestamp("us"),
+            ),
+            # Cents chosen so a float sum would drift; DECIMAL must give exact totals.
+            "total": pa.array(
+                [Decimal(f"{(i * 37) % 500}.{(i * 13) % 100:02d}") for i in range(n)],
+                pa.decimal128(12, 2),
+            ),
+            "returned": pa.array([i % 11 == 0 for i in range(n)], pa.bool_()),
+        }
+    )
+
+
+def load_customer_data(engine: Engine, tables: dict[str, pa.Table]) -> None:
+    """Create customer tables in the engine's customer schema (test setup only)."""
+    for name, data in tables.items():
+        engine.backend.create_table(  # type: ignore[attr-defined]
+            name, data, database=engine._customer_database, overwrite=True
+        )
+
+
+def _duckdb(tmp_path: Path) -> Engine:
+    return open_engine(
+        DuckDBEngineConfig(path="data/retail.duckdb"),
+        workspace_root=tmp_path,
+        dataplane_schema="activator",
+    )
+
+
+@pytest.fixture(
+    params=[
+        "duckdb",
+        pytest.param("spark", marks=pytest.mark.spark),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
+def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An engine of each kind, empty, with its data-plane schema not yet created."""
+    engine: Engine
+    if request.param == "duckdb":
+        engine = _duckdb(tmp_path)
+    elif request.param == "spark":
+        from activator.engines.spark import SparkEngine
+
+        session: Any = request.getfixturevalue("spark_session")
+        database = f"cust_{uuid.uuid4().hex[:8]}"
+        session.sql(f"CREATE DATABASE {database}")
+        engine = SparkEngine(
+            SparkEngineConfig(type="spark", master="local[2]", database=database),
+            workspace_root=tmp_path,
+            dataplane_schema=f"plane_{uuid.uuid4().hex[:8]}",
+            session=session,
+        )
+    else:
+        url = request.getfixturevalue("postgres_url")
+        engine = open_engine(
+            PostgresEngineConfig(type="postgres", url=url),
+            workspace_root=tmp_path,
+            dataplane_schema="activator",
+        )
+    with engine:
+        yield engine
+
+
+@pytest.fixture
+def duckdb_engine(tmp_path: Path) -> Iterator[DuckDBEngine]:
+    """A DuckDB engine on a fresh workspace file."""
+    engine = _duckdb(tmp_path)
+    assert isinstance(engine, DuckDBEngine)
+    with engine:
+        yield engine
