@@ -1,0 +1,104 @@
+"""Benchmark of demo data generation, against DuckDB writing trivial rows.
+
+Usage:
+    python bench/generate_demo.py --customers 1000000 [--seed 42] [--as-of 2026-11-29]
+
+Generates the demo tables into a temporary DuckDB file and prints the time and rows of each
+table, the total time, the peak RSS of the process and the size of the file. As a baseline (the
+bare engine doing the same amount of writing) it then times DuckDB creating a table of trivial rows
+of the same row count as orders, and of all tables together, in another file of the same
+temporary folder, and prints the ratios. Results are recorded in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import os
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from activator.demo.data import generate
+
+
+def _baseline(path: Path, rows: int) -> float:
+    """Seconds for DuckDB to write ``rows`` trivial rows to a new file and close it."""
+    con = duckdb.connect(str(path))
+    start = time.perf_counter()
+    con.execute(f"CREATE TABLE x AS SELECT range AS id, range % 97 AS v FROM range({rows})")
+    con.close()
+    return time.perf_counter() - start
+
+
+def _file_size(path: Path) -> int:
+    wal = path.with_name(path.name + ".wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--as-of", type=datetime.date.fromisoformat, default="2026-11-29")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="activator-bench-") as folder:
+        path = Path(folder) / "demo.duckdb"
+        con = duckdb.connect(str(path))
+        threads = con.execute("SELECT current_setting('threads')").fetchone()
+        marks: list[tuple[str, float]] = []
+
+        def progress(message: str) -> None:
+            marks.append((message.removeprefix("Generating "), time.perf_counter()))
+
+        start = time.perf_counter()
+        counts = generate(
+            con, customers=args.customers, seed=args.seed, as_of=args.as_of, progress=progress
+        )
+        con.close()  # includes the final checkpoint, so the file is complete
+        end = time.perf_counter()
+        total = end - start
+        size = _file_size(path)
+        rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+        rows = dataclasses.asdict(counts)
+        print(
+            f"DuckDB {duckdb.__version__}, Python {platform.python_version()}, "
+            f"{os.cpu_count()} CPUs, DuckDB threads {threads[0] if threads else '?'}"
+        )
+        print(f"customers={args.customers:,} seed={args.seed} as_of={args.as_of}")
+        print(f"{'table':<14}{'rows':>14}{'seconds':>10}")
+        ends = [t for _, t in marks[1:]] + [end]
+        for (table, began), finished in zip(marks, ends, strict=True):
+            label = table if table != "email_events" else "email_events*"
+            print(f"{label:<14}{rows[table]:>14,}{finished - began:>10.1f}")
+        print("* the last step also includes closing (checkpointing) the file")
+        all_rows = sum(rows.values())
+        print(f"{'total':<14}{all_rows:>14,}{total:>10.1f}")
+        print(f"peak RSS {rss_mib:,.0f} MiB; DuckDB file {size / 2**20:,.0f} MiB")
+
+        orders_step = next(
+            (finished - began)
+            for (table, began), finished in zip(marks, ends, strict=True)
+            if table == "orders"
+        )
+        base_orders = _baseline(Path(folder) / "baseline_orders.duckdb", counts.orders)
+        base_all = _baseline(Path(folder) / "baseline_all.duckdb", all_rows)
+        print(
+            f"baseline: {counts.orders:,} trivial rows in {base_orders:.1f} s; "
+            f"{all_rows:,} trivial rows in {base_all:.1f} s"
+        )
+        print(
+            f"ratio: orders step / same rows trivial = {orders_step / base_orders:.1f}x; "
+            f"whole generation / all rows trivial = {total / base_all:.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
