@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 __all__ = [
+    "CustomerTable",
     "DataModel",
     "DuckDBEngineConfig",
     "EngineConfig",
     "EventTable",
-    "CustomerTable",
     "MetadataConfig",
     "PostgresEngineConfig",
     "SparkEngineConfig",
