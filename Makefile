@@ -29,10 +29,10 @@ demo: $(VENV)/.base
 	$(BIN)/activator -w $(DEMO_DIR) validate
 	$(BIN)/activator -w $(DEMO_DIR) apply
 	$(BIN)/activator -w $(DEMO_DIR) status
-	$(BIN)/activator -w $(DEMO_DIR) summary
 
+# pytest's exit code 5 (no tests selected) is not a failure.
 test: $(VENV)/.dev
-	$(BIN)/pytest
+	$(BIN)/pytest || test $$? -eq 5
 
 test-fast: $(VENV)/.dev
 	$(BIN)/pytest -m "not slow and not spark and not postgres"
@@ -41,6 +41,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix src tests bench

@@ -1,0 +1,286 @@
+"""Workspace use cases: init, validate, apply, status. The CLI and the API both call these.
+
+Nothing here prints: results come back as dataclasses; progress goes to a callback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActivationStatus",
+    "InitResult",
+    "ValidationReport",
+    "apply_workspace",
+    "init_workspace",
+    "status",
+    "validate_workspace",
+]
+
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from activator.definitions.common import Schedule
+from activator.definitions.config import DuckDBEngineConfig
+from activator.engines.datamodel import check_data_model
+from activator.engines.registry import open_engine
+from activator.errors import ConfigError, DefinitionError, Issue
+from activator.runtime.schedule import next_run
+from activator.store.store import ApplyResult, DefinitionInput, MetadataStore, RunSummary
+from activator.workspace.loader import CONFIG_FILE, Workspace, load_workspace
+from activator.workspace.references import check_references
+
+Progress = Callable[[str], None]
+
+ACTIVATION_KINDS = ("campaign", "journey", "orchestration", "group")
+"""Kinds listed in the Activations list (segments and destinations are building blocks)."""
+
+_FOLDERS = ("segments", "destinations", "campaigns", "journeys", "orchestrations")
+
+_EMPTY_CONFIG = """\
+# Activator workspace. See docs/workspace.md for every key.
+engine:
+  type: duckdb
+  path: data/activator.duckdb       # relative to this folder
+metadata:
+  url: sqlite:///.activator/metadata.db
+timezone: UTC
+dataplane_schema: activator         # Activator's own tables live in this schema of the engine
+data_model:
+  # Point these at your tables; `activator validate` checks them against the engine.
+  customers: {table: customers, key: customer_id, pii: [email, phone]}
+  events: {}
+"""
+
+_GITIGNORE = """\
+# Activator's local state: the metadata store and the embedded engine's files.
+.activator/
+data/*.duckdb
+data/*.duckdb.wal
+data/*.lock
+outbox/
+"""
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What ``activator init`` made."""
+
+    path: Path
+    demo: bool
+    tables: dict[str, int] = field(default_factory=dict)
+    """Demo tables and their row counts (empty for an empty workspace)."""
+
+    definitions: int = 0
+
+
+def init_workspace(
+    target: Path,
+    *,
+    demo: bool,
+    customers: int,
+    seed: int,
+    as_of: date,
+    progress: Progress | None = None,
+) -> InitResult:
+    """Create a workspace at ``target``: empty, or the demo retailer with data.
+
+    Raises:
+        ConfigError: ``target`` already holds a workspace or other files.
+    """
+    if (target / CONFIG_FILE).exists():
+        raise ConfigError(
+            f"{target / CONFIG_FILE} already exists: {target} is a workspace already",
+            hint="choose another folder, or remove it first",
+        )
+    if target.exists() and any(target.iterdir()):
+        raise ConfigError(f"{target} is not empty", hint="choose a new or empty folder")
+    if customers < 1:
+        raise ConfigError("--customers must be at least 1")
+    target.mkdir(parents=True, exist_ok=True)
+    (target / ".gitignore").write_text(_GITIGNORE)
+    if not demo:
+        (target / CONFIG_FILE).write_text(_EMPTY_CONFIG)
+        for folder in _FOLDERS:
+            (target / folder).mkdir()
+            (target / folder / ".gitkeep").touch()
+        return InitResult(path=target, demo=False)
+
+    template = resources.files("activator.demo") / "workspace"
+    with resources.as_file(template) as source:
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    ws = load_workspace(target)
+    from activator.demo.data import generate
+
+    engine_config = ws.config.engine
+    assert isinstance(engine_config, DuckDBEngineConfig)
+    with open_engine(
+        engine_config, workspace_root=target, dataplane_schema=ws.config.dataplane_schema
+    ) as engine:
+        counts = generate(
+            engine.backend.con, customers=customers, seed=seed, as_of=as_of, progress=progress
+        )
+        engine.ensure_dataplane()
+    tables = {name: int(rows) for name, rows in vars(counts).items()}
+    return InitResult(path=target, demo=True, tables=tables, definitions=len(ws.definitions))
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """The outcome of a successful validation."""
+
+    workspace: Workspace
+    counts: dict[str, int]
+    """Definitions by kind."""
+
+    warnings: list[Issue]
+
+
+def validate_workspace(
+    root: Path, *, check_engine: bool = True, progress: Progress | None = None
+) -> ValidationReport:
+    """Check every file, every cross-reference, and the data model against the engine.
+
+    Stores nothing.
+
+    Raises:
+        DefinitionError: listing every problem found.
+        EngineError: the engine cannot be opened.
+    """
+    say = progress or (lambda _: None)
+    say("reading definitions")
+    ws = load_workspace(root)
+    issues = check_references(ws)
+    warnings: list[Issue] = []
+    if check_engine:
+        say(f"checking the data model against the {ws.config.engine.type} engine")
+        with open_engine(
+            ws.config.engine,
+            workspace_root=ws.root,
+            dataplane_schema=ws.config.dataplane_schema,
+            read_only=True,
+        ) as engine:
+            found = check_data_model(engine, ws.config.data_model, file=CONFIG_FILE)
+        for issue in found:
+            located = Issue(
+                issue.file,
+                ws.config_doc.locate(_split(issue.path))[1],
+                issue.path,
+                issue.message,
+                severity=issue.severity,
+            )
+            (warnings if issue.severity == "warning" else issues).append(located)
+    if issues:
+        raise DefinitionError(issues)
+    counts = Counter(d.kind for d in ws.definitions)
+    return ValidationReport(workspace=ws, counts=dict(sorted(counts.items())), warnings=warnings)
+
+
+def _split(path: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for chunk in path.replace("]", "").split("."):
+        name, *indexes = chunk.split("[")
+        if name:
+            parts.append(name)
+        parts.extend(int(i) for i in indexes)
+    return parts
+
+
+def open_store(ws: Workspace) -> MetadataStore:
+    """The workspace's metadata store, migrated to the current schema."""
+    return MetadataStore.open(ws.config.metadata.url, workspace_root=ws.root)
+
+
+def apply_workspace(
+    root: Path, *, check_engine: bool = True, progress: Progress | None = None
+) -> tuple[ValidationReport, list[ApplyResult]]:
+    """Validate, then store each changed definition as a new version (all or nothing).
+
+    An unchanged file makes no new version.
+    """
+    report = validate_workspace(root, check_engine=check_engine, progress=progress)
+    ws = report.workspace
+    items = [
+        DefinitionInput(kind=d.kind, name=d.name, spec=d.spec(), source=d.file)
+        for d in ws.definitions
+    ]
+    if progress:
+        progress(f"storing {len(items)} definitions")
+    with open_store(ws) as store:
+        results = store.apply(items)
+    return report, results
+
+
+@dataclass(frozen=True)
+class ActivationStatus:
+    """One row of the Activations list."""
+
+    type: str
+    name: str
+    status: str
+    version: int
+    last_run: RunSummary | None
+    next_run: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        last = self.last_run
+        return {
+            "type": self.type,
+            "name": self.name,
+            "status": self.status,
+            "version": self.version,
+            "last_run": None
+            if last is None
+            else {
+                "run_id": last.run_id,
+                "status": last.status,
+                "started_at": _iso(last.started_at),
+                "finished_at": _iso(last.finished_at),
+                "counts": last.counts,
+            },
+            "next_run": _iso(self.next_run),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+_SCHEDULE: TypeAdapter[Any] = TypeAdapter(Schedule | None)
+
+_SCHEDULED_STATUSES = {"active"}
+
+
+def status(root: Path, *, as_of: datetime) -> list[ActivationStatus]:
+    """The Activations list: every applied campaign, journey and orchestration.
+
+    Lists what is in the metadata store (what ``apply`` stored), not the files.
+    """
+    ws = load_workspace(root)
+    rows: list[ActivationStatus] = []
+    with open_store(ws) as store:
+        for stored in store.current():
+            if stored.kind not in ACTIVATION_KINDS:
+                continue
+            state = str(stored.spec.get("status", stored.status))
+            upcoming = None
+            if state in _SCHEDULED_STATUSES:
+                schedule = _SCHEDULE.validate_python(stored.spec.get("schedule"))
+                upcoming = next_run(schedule, after=as_of, timezone=ws.config.timezone)
+            rows.append(
+                ActivationStatus(
+                    type=stored.kind,
+                    name=stored.name,
+                    status=state,
+                    version=stored.version,
+                    last_run=store.last_run(stored.kind, stored.name),
+                    next_run=upcoming,
+                )
+            )
+    return rows

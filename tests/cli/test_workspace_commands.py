@@ -1,0 +1,180 @@
+"""The workspace commands run as a user runs them: a separate ``activator`` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+AS_OF = "2026-11-01"
+
+
+def activator(
+    *args: str, cwd: Path | None = None, workspace_env: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ACTIVATOR_WORKSPACE"}
+    if workspace_env is not None:
+        env["ACTIVATOR_WORKSPACE"] = str(workspace_env)
+    return subprocess.run(
+        [sys.executable, "-m", "activator", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.stdout.strip(), result.stderr
+    return json.loads(result.stdout)  # exactly one document, or this raises
+
+
+@pytest.fixture(scope="module")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("template") / "w"
+    result = activator(
+        "init", str(target), "--demo", "--customers", "2000", "--seed", "7",
+        "--as-of", AS_OF, "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    made = as_json(result)
+    assert made["demo"] is True
+    assert made["tables"]["customers"] == 2000
+    assert made["tables"]["orders"] > 2000
+    return target
+
+
+@pytest.fixture
+def demo(demo_template: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "w"
+    shutil.copytree(demo_template, target)
+    return target
+
+
+def test_init_refuses_an_existing_workspace(demo: Path) -> None:
+    result = activator("init", str(demo))
+    assert result.returncode == 2
+    assert "already exists" in result.stderr
+
+
+def test_empty_workspace_has_folders_and_config(tmp_path: Path) -> None:
+    result = activator("init", str(tmp_path / "empty"))
+    assert result.returncode == 0, result.stderr
+    for folder in ("segments", "destinations", "campaigns", "journeys", "orchestrations"):
+        assert (tmp_path / "empty" / folder).is_dir()
+    assert (tmp_path / "empty" / "activator.yaml").is_file()
+
+
+def test_apply_then_status(demo: Path) -> None:
+    before = as_json(activator("-w", str(demo), "status", "--as-of", AS_OF, "--json"))
+    assert before["activations"] == []
+
+    first = activator("-w", str(demo), "apply", "--json")
+    assert first.returncode == 0, first.stderr
+    applied = as_json(first)["applied"]
+    assert {(a["kind"], a["name"]) for a in applied} >= {
+        ("campaign", "winback-spring"),
+        ("journey", "welcome-series"),
+        ("orchestration", "customer-360"),
+        ("segment", "lapsing-high-value"),
+        ("destination", "local-drop"),
+    }
+    assert {(a["version"], a["change"]) for a in applied} == {(1, "created")}
+
+    again = as_json(activator("-w", str(demo), "apply", "--json"))["applied"]
+    assert {(a["version"], a["change"]) for a in again} == {(1, "unchanged")}
+
+    status = activator("-w", str(demo), "status", "--as-of", "2026-11-01T12:00:00Z", "--json")
+    assert status.returncode == 0, status.stderr
+    rows = {(r["type"], r["name"]): r for r in as_json(status)["activations"]}
+    assert set(rows) == {
+        ("campaign", "winback-spring"),
+        ("journey", "welcome-series"),
+        ("orchestration", "customer-360"),
+    }
+    assert rows[("orchestration", "customer-360")]["next_run"] == "2026-11-02T02:00:00+00:00"
+    # Weekly on Mondays at 06:00 London time (GMT in November).
+    assert rows[("campaign", "winback-spring")]["next_run"] == "2026-11-02T06:00:00+00:00"
+    assert all(r["last_run"] is None and r["status"] == "active" for r in rows.values())
+
+
+def test_a_changed_file_makes_a_new_version(demo: Path) -> None:
+    assert activator("-w", str(demo), "apply").returncode == 0
+    segment = demo / "segments" / "new-customers.yml"
+    segment.write_text(segment.read_text().replace("30 days ago", "14 days ago"))
+    applied = as_json(activator("-w", str(demo), "apply", "--json"))["applied"]
+    changed = [(a["name"], a["version"], a["change"]) for a in applied if a["version"] > 1]
+    assert changed == [("new-customers", 2, "updated")]
+
+
+def test_bad_reference_stores_nothing(demo: Path) -> None:
+    campaign = demo / "campaigns" / "winback-spring.yml"
+    text = campaign.read_text().replace("include: [lapsing-high-value]", "include: [vip]")
+    campaign.write_text(text)
+    result = activator("-w", str(demo), "apply")
+    assert result.returncode == 2
+    assert "campaigns/winback-spring.yml:3 audience.include[0]: unknown segment 'vip'" in (
+        " ".join(result.stderr.split())
+    )
+    assert as_json(activator("-w", str(demo), "status", "--json"))["activations"] == []
+
+
+def test_errors_in_json_mode_are_one_document(demo: Path) -> None:
+    (demo / "segments" / "broken.yml").write_text("rules:\n  all: [\n")
+    result = activator("-w", str(demo), "validate", "--json")
+    assert result.returncode == 2
+    error = as_json(result)["error"]
+    assert error["type"] == "DefinitionError"
+    assert error["issues"][0]["file"] == "segments/broken.yml"
+    assert error["issues"][0]["line"] == 3
+
+
+def test_data_model_mismatch_names_table_and_column(demo: Path) -> None:
+    config = demo / "activator.yaml"
+    config.write_text(config.read_text().replace("amount: total", "amount: totl"))
+    result = activator("-w", str(demo), "validate")
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())
+    assert "activator.yaml" in message
+    assert "data_model.events.orders.amount" in message
+    assert "'orders'" in message
+    assert "'totl'" in message
+
+
+def test_missing_table_is_named(demo: Path) -> None:
+    config = demo / "activator.yaml"
+    config.write_text(config.read_text().replace("table: email_events", "table: email_log"))
+    result = activator("-w", str(demo), "validate", "--json")
+    assert result.returncode == 2
+    issues = as_json(result)["error"]["issues"]
+    assert any(
+        i["path"] == "data_model.events.email_events.table" and "email_log" in i["message"]
+        for i in issues
+    )
+
+
+def test_not_a_workspace_and_usage_errors_exit_2(tmp_path: Path) -> None:
+    missing = activator("-w", str(tmp_path), "status")
+    assert missing.returncode == 2
+    assert "not an Activator workspace" in missing.stderr
+    assert activator("no-such-command").returncode == 2
+    assert activator("init").returncode == 2
+
+
+def test_workspace_from_environment_and_current_folder(demo: Path, tmp_path: Path) -> None:
+    from_cwd = activator("validate", "--json", cwd=demo)
+    assert from_cwd.returncode == 0, from_cwd.stderr
+    assert as_json(from_cwd)["valid"] is True
+    from_env = activator("validate", "--json", cwd=tmp_path, workspace_env=demo)
+    assert from_env.returncode == 0, from_env.stderr
+    assert as_json(from_env)["definitions"]["campaign"] == 1
