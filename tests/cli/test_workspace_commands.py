@@ -178,3 +178,38 @@ def test_workspace_from_environment_and_current_folder(demo: Path, tmp_path: Pat
     from_env = activator("validate", "--json", cwd=tmp_path, workspace_env=demo)
     assert from_env.returncode == 0, from_env.stderr
     assert as_json(from_env)["definitions"]["campaign"] == 1
+
+
+HOLD_ENGINE = """
+import sys
+from pathlib import Path
+from activator.services.workspace import load_workspace
+from activator.engines.registry import open_engine
+
+ws = load_workspace(Path(sys.argv[1]))
+with open_engine(ws.config.engine, workspace_root=ws.root) as engine:
+    print("holding", flush=True)
+    sys.stdin.read()  # hold the engine until the test closes our stdin
+"""
+
+
+def test_a_second_process_is_told_who_holds_the_engine(demo: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_ENGINE, str(demo)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdin is not None
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        for command in ("validate", "apply"):
+            result = activator("-w", str(demo), command)
+            assert result.returncode == 2, result.stderr
+            message = " ".join(result.stderr.split())
+            assert "data/retail.duckdb is in use" in message
+            assert f"pid {holder.pid}" in message
+        assert as_json(activator("-w", str(demo), "status", "--json"))["activations"] == []
+        holder.stdin.close()
+        assert holder.wait(timeout=30) == 0
+    assert activator("-w", str(demo), "apply").returncode == 0

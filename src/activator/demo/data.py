@@ -655,9 +655,20 @@ _KIND_THRESHOLDS = (0.15, 0.473, 0.745, 0.898)
 
 
 def _create_profile(
-    con: duckdb.DuckDBPyConnection, seed: int, customers: int, total_t: int, b: dict[str, int]
-) -> None:
-    """Per-customer latent facts that several tables need: country, stores, order window."""
+    con: duckdb.DuckDBPyConnection,
+    seed: int,
+    block: tuple[int, int],
+    order_offset: int,
+    total_t: int,
+    b: dict[str, int],
+) -> int:
+    """Per-customer latent facts that several tables need: country, stores, order window.
+
+    For the customers of one block (ids ``block[0]`` to ``block[1]``, inclusive), whose orders
+    get ids after ``order_offset`` (the number of orders of the previous blocks). Returns the
+    number of orders of the block.
+    """
+    lo, hi = block
     r = _Rand(seed, "customers")
     k = "customer_id"
     never, one, occasional, regular = _KIND_THRESHOLDS
@@ -677,7 +688,7 @@ def _create_profile(
         f"""
         CREATE OR REPLACE TEMP TABLE _activator_demo_profile AS
         WITH base AS (
-            SELECT (range + 1)::BIGINT AS customer_id FROM range({customers})
+            SELECT range::BIGINT AS customer_id FROM range({lo:d}, {hi + 1:d})
         ), k AS (
             SELECT customer_id,
                 {_list(country_lookup)}[1 + {r.below(k, "country", 100)}] AS ci,
@@ -722,7 +733,7 @@ def _create_profile(
             FROM k
         )
         SELECT w.customer_id, w.ci, w.kind, w.status, w.n_orders, w.t_first, w.t_last,
-            (coalesce(sum(w.n_orders) OVER (ORDER BY w.customer_id
+            ({order_offset:d} + coalesce(sum(w.n_orders) OVER (ORDER BY w.customer_id
                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))::BIGINT AS order_offset,
             tm.day_epoch AS first_day_epoch,
             -- Favourite and second category, drawn from category popularity.
@@ -741,9 +752,38 @@ def _create_profile(
         FROM w LEFT JOIN temp._activator_demo_time tm ON tm.t = w.t_first
         """
     )
+    row = con.execute("SELECT sum(n_orders) FROM temp._activator_demo_profile").fetchone()
+    assert row is not None
+    return int(row[0] or 0)
 
 
-def _create_customers(con: duckdb.DuckDBPyConnection, seed: int, as_of: datetime.date) -> None:
+def _create_customers(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE customers (
+            customer_id BIGINT PRIMARY KEY,
+            email VARCHAR,
+            phone VARCHAR,
+            first_name VARCHAR,
+            last_name VARCHAR,
+            address VARCHAR,
+            city VARCHAR,
+            postal_code VARCHAR,
+            country VARCHAR,
+            birth_date DATE,
+            gender VARCHAR,
+            loyalty_tier VARCHAR,
+            email_opt_in BOOLEAN,
+            sms_opt_in BOOLEAN,
+            signup_at TIMESTAMP,
+            home_store_id INTEGER
+        )
+        """
+    )
+
+
+def _insert_customers(con: duckdb.DuckDBPyConnection, seed: int, as_of: datetime.date) -> None:
+    """Inserts the customers of the current block (those of the profile table)."""
     r = _Draws(seed, "customers", "customer_id")
     full = _Rand(seed, "customers")
     k = "customer_id"
@@ -913,28 +953,6 @@ def _create_customers(con: duckdb.DuckDBPyConnection, seed: int, as_of: datetime
         ELSE lpad((1000 + {pc}[1:5]::INTEGER % 94999)::VARCHAR, 5, '0')
     END"""
 
-    con.execute(
-        """
-        CREATE OR REPLACE TABLE customers (
-            customer_id BIGINT PRIMARY KEY,
-            email VARCHAR,
-            phone VARCHAR,
-            first_name VARCHAR,
-            last_name VARCHAR,
-            address VARCHAR,
-            city VARCHAR,
-            postal_code VARCHAR,
-            country VARCHAR,
-            birth_date DATE,
-            gender VARCHAR,
-            loyalty_tier VARCHAR,
-            email_opt_in BOOLEAN,
-            sms_opt_in BOOLEAN,
-            signup_at TIMESTAMP,
-            home_store_id INTEGER
-        )
-        """
-    )
     insert = f"""
         INSERT INTO customers
         WITH h AS (
@@ -1116,16 +1134,26 @@ def _order_skeleton(seed: int) -> str:
 
 
 def _create_order_skeleton(con: duckdb.DuckDBPyConnection, seed: int) -> None:
-    # Materialised once: order_items and orders both read it, and unnest() is the costliest
-    # step of generation.
+    # The orders of the current block, materialised once: order_items and orders both read it,
+    # and unnest() is the costliest step of generation.
     con.execute(f"CREATE OR REPLACE TEMP TABLE _activator_demo_orders AS {_order_skeleton(seed)}")
 
 
-def _create_order_items(con: duckdb.DuckDBPyConnection, seed: int) -> None:
+def _into(table: str, create: bool) -> str:
+    """The start of a statement that writes a query's rows into ``table``.
+
+    The first block creates (or replaces) the table from its query, so its columns have the
+    query's types; the other blocks append to it.
+    """
+    return f"CREATE OR REPLACE TABLE {table} AS" if create else f"INSERT INTO {table}"
+
+
+def _insert_order_items(con: duckdb.DuckDBPyConnection, seed: int, *, create: bool) -> None:
+    """Writes the lines of the current block's orders (those of the order skeleton)."""
     r = _Draws(seed, "order_items", "order_id, l", prefix="_l")
     max_lines = max(n for n, _ in _N_LINES)
     body = f"""
-        CREATE OR REPLACE TABLE order_items AS
+        {_into("order_items", create)}
         WITH l AS (
             -- A cross join with a filter fans out small counts ~4x faster than unnest(range()).
             SELECT order_id, customer_id, ordered_at, favourite, second, l
@@ -1176,16 +1204,25 @@ def _create_order_items(con: duckdb.DuckDBPyConnection, seed: int) -> None:
     con.execute(body.replace("__HASH_COLUMNS__", r.columns()))
 
 
-def _create_orders(con: duckdb.DuckDBPyConnection, seed: int) -> None:
-    """Orders with amounts that are exactly the sum of their lines, less the discount."""
+def _insert_orders(
+    con: duckdb.DuckDBPyConnection, order_ids: tuple[int, int], *, create: bool
+) -> None:
+    """Orders with amounts that are exactly the sum of their lines, less the discount.
+
+    For the current block, whose orders (those of the order skeleton) have the ids
+    ``order_ids[0]`` to ``order_ids[1]``, inclusive, and whose lines are already written.
+    """
+    first, last = order_ids
     con.execute(
         f"""
-        CREATE OR REPLACE TABLE orders AS
+        {_into("orders", create)}
         WITH s AS (SELECT * FROM temp._activator_demo_orders
         ), i AS (
             -- Summing integer cents is exact and ~4x faster than summing DECIMAL products.
+            -- Only this block's lines: the aggregate stays the size of a block, and the
+            -- filter skips the row groups of earlier blocks.
             SELECT order_id, sum(quantity * (price * 100)::BIGINT) AS subtotal_cents
-            FROM order_items GROUP BY order_id
+            FROM order_items WHERE order_id BETWEEN {first:d} AND {last:d} GROUP BY order_id
         ), d AS (
             SELECT s.*, i.subtotal_cents,
                 CASE
@@ -1212,7 +1249,16 @@ def _create_orders(con: duckdb.DuckDBPyConnection, seed: int) -> None:
     )
 
 
-def _create_email_events(con: duckdb.DuckDBPyConnection, seed: int, as_of: datetime.date) -> None:
+def _insert_email_events(
+    con: duckdb.DuckDBPyConnection,
+    seed: int,
+    as_of: datetime.date,
+    block: tuple[int, int],
+    *,
+    create: bool,
+) -> None:
+    """Newsletter events of the customers of one block (ids ``block[0]`` to ``block[1]``)."""
+    lo, hi = block
     r = _Draws(seed, "email_events", "customer_id, w", prefix="_e")
     c = _Rand(seed, "customers")
     # Weekly newsletter on Thursdays at 10:00, the last one strictly before as_of.
@@ -1231,7 +1277,7 @@ def _create_email_events(con: duckdb.DuckDBPyConnection, seed: int, as_of: datet
     END"""
     as_of_epoch = f"epoch(TIMESTAMP '{as_of.isoformat()}')::BIGINT"
     body = f"""
-        CREATE OR REPLACE TABLE email_events AS
+        {_into("email_events", create)}
         WITH weeks AS (
             -- Per-week values are computed once, not once per recipient.
             SELECT w, epoch(send_day::TIMESTAMP)::BIGINT + 36000 AS send_epoch,
@@ -1254,7 +1300,8 @@ def _create_email_events(con: duckdb.DuckDBPyConnection, seed: int, as_of: datet
                      ELSE 0.45 + 0.30 * {c.u("c.customer_id", "open_rate")} END AS open_rate,
                 0.05 + 0.25 * {c.u("c.customer_id", "click_rate")} AS click_rate
             FROM customers c JOIN temp._activator_demo_profile p USING (customer_id)
-            WHERE c.email_opt_in AND regexp_full_match(trim(lower(c.email)),
+            WHERE c.customer_id BETWEEN {lo:d} AND {hi:d}
+                AND c.email_opt_in AND regexp_full_match(trim(lower(c.email)),
                                                       '[^@ ]+@[^@ ]+\\.[a-z]+')
         ), h AS (
             SELECT eligible.*, weeks.*, __HASH_COLUMNS__

@@ -35,6 +35,7 @@ from activator.runtime.schedule import next_run
 from activator.store.store import ApplyResult, DefinitionInput, MetadataStore, RunSummary
 from activator.workspace.loader import CONFIG_FILE, Workspace, load_workspace
 from activator.workspace.references import check_references
+from activator.workspace.yaml import parse_loc
 
 Progress = Callable[[str], None]
 
@@ -170,7 +171,7 @@ def validate_workspace(
         for issue in found:
             located = Issue(
                 issue.file,
-                ws.config_doc.locate(_split(issue.path))[1],
+                ws.config_doc.locate(parse_loc(issue.path))[1],
                 issue.path,
                 issue.message,
                 severity=issue.severity,
@@ -180,16 +181,6 @@ def validate_workspace(
         raise DefinitionError(issues)
     counts = Counter(d.kind for d in ws.definitions)
     return ValidationReport(workspace=ws, counts=dict(sorted(counts.items())), warnings=warnings)
-
-
-def _split(path: str) -> list[str | int]:
-    parts: list[str | int] = []
-    for chunk in path.replace("]", "").split("."):
-        name, *indexes = chunk.split("[")
-        if name:
-            parts.append(name)
-        parts.extend(int(i) for i in indexes)
-    return parts
 
 
 def open_store(ws: Workspace) -> MetadataStore:

@@ -24,7 +24,7 @@ from activator.definitions.orchestration import (
 )
 from activator.definitions.segment import SegmentDefinition
 from activator.errors import ConfigError, DefinitionError, Issue
-from activator.workspace.yaml import YamlDocument, issues_from_validation, read_yaml
+from activator.workspace.yaml import YamlDocument, issues_from_validation, parse_loc, read_yaml
 
 CONFIG_FILE = "activator.yaml"
 
@@ -58,7 +58,7 @@ class LoadedDefinition:
 
     def issue(self, path: str, message: str) -> Issue:
         """An issue at ``path`` (``audience.include[1]``) of this definition's file."""
-        return Issue(self.file, self.doc.locate(_parse_path(path))[1], path, message)
+        return Issue(self.file, self.doc.locate(parse_loc(path))[1], path, message)
 
 
 @dataclass
@@ -75,16 +75,6 @@ class Workspace:
 
     def names(self, *kinds: str) -> set[str]:
         return {d.name for d in self.of_kind(*kinds)}
-
-
-def _parse_path(path: str) -> list[str | int]:
-    parts: list[str | int] = []
-    for chunk in path.replace("]", "").split("."):
-        name, *indexes = chunk.split("[")
-        if name:
-            parts.append(name)
-        parts.extend(int(i) for i in indexes)
-    return parts
 
 
 def _definition_files(folder: Path) -> list[Path]:

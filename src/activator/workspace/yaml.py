@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["YamlDocument", "format_loc", "issues_from_validation", "read_yaml"]
+__all__ = ["YamlDocument", "format_loc", "issues_from_validation", "parse_loc", "read_yaml"]
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,6 +109,17 @@ def format_loc(loc: Sequence[str | int]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+def parse_loc(path: str) -> list[str | int]:
+    """``audience.include[1]`` → ``['audience', 'include', 1]``: the inverse of format_loc."""
+    parts: list[str | int] = []
+    for chunk in path.replace("]", "").split("."):
+        name, *indexes = chunk.split("[")
+        if name:
+            parts.append(name)
+        parts.extend(int(i) for i in indexes)
+    return parts
 
 
 def issues_from_validation(doc: YamlDocument, error: ValidationError) -> list[Issue]:

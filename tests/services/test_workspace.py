@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from activator.errors import DefinitionError
+from activator.services.workspace import apply_workspace, status, validate_workspace
+from activator.store.store import MetadataStore
+
+CONFIG = """\
+engine: {type: duckdb, path: data/shop.duckdb}
+data_model:
+  customers: {table: customers, key: customer_id}
+  events:
+    orders: {table: orders, customer_key: customer_id, timestamp: ordered_at, amount: total}
+"""
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir()
+    con = duckdb.connect(str(tmp_path / "data" / "shop.duckdb"))
+    con.execute("CREATE TABLE customers AS SELECT range AS customer_id FROM range(10)")
+    con.execute(
+        "CREATE TABLE orders AS SELECT range % 10 AS customer_id, "
+        "TIMESTAMP '2026-01-01' + INTERVAL (range) DAY AS ordered_at, "
+        "CAST(range * 1.5 AS DOUBLE) AS total FROM range(30)"
+    )
+    con.close()
+    (tmp_path / "activator.yaml").write_text(CONFIG)
+    (tmp_path / "segments").mkdir()
+    (tmp_path / "segments" / "buyers.yml").write_text(
+        "rules: {behavior: has_purchased, table: orders, window: {last: 30d}}\n"
+    )
+    (tmp_path / "destinations").mkdir()
+    (tmp_path / "destinations" / "drop.yml").write_text("type: local\npath: out\n")
+    (tmp_path / "orchestrations").mkdir()
+    (tmp_path / "orchestrations" / "feed.yml").write_text(
+        "query: SELECT * FROM customers\ndestination: drop\nstatus: active\n"
+        "schedule: {type: cron, cron: '30 1 * * *'}\n"
+    )
+    return tmp_path
+
+
+def test_floating_point_money_is_a_warning_with_the_reason(workspace: Path) -> None:
+    report = validate_workspace(workspace)
+    assert report.counts == {"destination": 1, "orchestration": 1, "segment": 1}
+    (warning,) = report.warnings
+    assert warning.severity == "warning"
+    assert (warning.file, warning.line, warning.path) == (
+        "activator.yaml",
+        5,
+        "data_model.events.orders.amount",
+    )
+    assert "not deterministic" in warning.message
+
+
+def test_apply_is_all_or_nothing(workspace: Path) -> None:
+    (workspace / "orchestrations" / "broken.yml").write_text(
+        "query: SELECT 1\ndestination: nowhere\n"
+    )
+    with pytest.raises(DefinitionError, match="unknown destination 'nowhere'"):
+        apply_workspace(workspace)
+    with MetadataStore.open("sqlite:///.activator/metadata.db", workspace_root=workspace) as store:
+        assert store.current() == []
+
+    (workspace / "orchestrations" / "broken.yml").unlink()
+    _, results = apply_workspace(workspace)
+    assert sorted((r.kind, r.name, r.version, r.change) for r in results) == [
+        ("destination", "drop", 1, "created"),
+        ("orchestration", "feed", 1, "created"),
+        ("segment", "buyers", 1, "created"),
+    ]
+
+
+def test_status_lists_applied_activations_with_last_and_next_run(workspace: Path) -> None:
+    apply_workspace(workspace)
+    as_of = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    with MetadataStore.open("sqlite:///.activator/metadata.db", workspace_root=workspace) as store:
+        run = store.create_run(
+            kind="orchestration", name="feed", definition_version=1, trigger="manual", as_of=as_of
+        )
+        store.start_run(run.run_id)
+        store.finish_run(run.run_id, status="succeeded", counts={"rows": 10})
+    (row,) = status(workspace, as_of=as_of)
+    assert (row.type, row.name, row.status, row.version) == ("orchestration", "feed", "active", 1)
+    assert row.next_run == datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
+    assert row.last_run is not None
+    assert (row.last_run.run_id, row.last_run.status) == (run.run_id, "succeeded")
+    assert row.to_json()["last_run"]["counts"] == {"rows": 10}
