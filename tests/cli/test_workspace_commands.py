@@ -213,3 +213,40 @@ def test_a_second_process_is_told_who_holds_the_engine(demo: Path) -> None:
         holder.stdin.close()
         assert holder.wait(timeout=30) == 0
     assert activator("-w", str(demo), "apply").returncode == 0
+
+
+def test_unreachable_metadata_store_stores_nothing_and_exits_2(demo: Path) -> None:
+    config = demo / "activator.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "url: sqlite:///.activator/metadata.db",
+            "url: postgresql://activator:s3cret@127.0.0.1:1/activator",
+        )
+    )
+    result = activator("-w", str(demo), "apply")
+    assert result.returncode == 2
+    assert "127.0.0.1:1" in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+
+
+def test_unreachable_engine_exits_2(demo: Path) -> None:
+    config = demo / "activator.yaml"
+    text = config.read_text()
+    start = text.index("engine:")
+    end = text.index("metadata:")
+    engine = (
+        "engine:\n  type: postgres\n  url: postgresql://activator@127.0.0.1:1/shop\n"
+        "  password_env: SHOP_PASSWORD\n"
+    )
+    config.write_text(text[:start] + engine + text[end:])
+    result = subprocess.run(
+        [sys.executable, "-m", "activator", "-w", str(demo), "validate"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SHOP_PASSWORD": "hunter2"},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "postgres" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout

@@ -20,7 +20,10 @@ from typing import Any
 
 import duckdb
 
-__all__ = ["DemoCounts", "generate"]
+__all__ = ["DEFAULT_BLOCK_SIZE", "DemoCounts", "generate"]
+
+# Customers generated at a time by :func:`generate` (with their orders, lines and events).
+DEFAULT_BLOCK_SIZE = 500_000
 
 
 @dataclass(frozen=True)
@@ -1347,12 +1350,17 @@ def generate(
     seed: int,
     as_of: datetime.date,
     progress: Callable[[str], None] | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> DemoCounts:
     """Creates (or replaces) the demo retail tables in the connection's current schema.
 
     Tables: ``stores``, ``products``, ``customers``, ``orders``, ``order_items`` and
     ``email_events``. The same ``customers``, ``seed`` and ``as_of`` give identical tables with
-    the same DuckDB version; orders end the day before ``as_of``.
+    the same DuckDB version, whatever ``block_size``; orders end the day before ``as_of``.
+
+    Customers and everything that belongs to them (their orders, order lines and email events)
+    are generated in blocks of ``block_size`` consecutive customer ids, so the memory needed
+    depends on the block size, not on the number of customers.
 
     Args:
         con: An open DuckDB connection.
@@ -1361,35 +1369,51 @@ def generate(
         as_of: The as-of date: all orders and events are strictly before its midnight.
         progress: Called before each table is generated with ``"Generating <table>"``; tables
             come in the order stores, products, customers, order_items, orders, email_events
-            (lines before orders, whose totals are computed from them).
+            (lines before orders, whose totals are computed from them). With more than one
+            block, the last four are reported for each block in turn, as
+            ``"Generating <table> (block <i>/<n>)"``.
+        block_size: Number of customers generated at a time. An implementation detail that
+            trades memory for a little overhead per block; it does not change the data.
 
     Returns:
         The row count of each table.
 
     Raises:
-        ValueError: If ``customers`` is not positive.
+        ValueError: If ``customers`` or ``block_size`` is not positive.
     """
     if customers < 1:
         raise ValueError(f"customers must be at least 1, got {customers}")
+    if block_size < 1:
+        raise ValueError(f"block_size must be at least 1, got {block_size}")
     seed = int(seed)
     report = progress or (lambda _message: None)
+    blocks = [
+        (lo, min(lo + block_size - 1, customers)) for lo in range(1, customers + 1, block_size)
+    ]
     try:
         report("Generating stores")
         _create_stores(con, seed)
         report("Generating products")
         _create_products(con, seed)
-        report("Generating customers")
-        total_t, bounds = _create_time(con, as_of)
-        _create_profile(con, seed, customers, total_t, bounds)
-        _create_customers(con, seed, as_of)
-        # Lines first: an order's total is the sum of its lines.
-        report("Generating order_items")
-        _create_order_skeleton(con, seed)
-        _create_order_items(con, seed)
-        report("Generating orders")
-        _create_orders(con, seed)
-        report("Generating email_events")
-        _create_email_events(con, seed, as_of)
+        orders = 0  # orders of the blocks done so far; order ids continue from there
+        for number, block in enumerate(blocks, start=1):
+            first = number == 1
+            suffix = f" (block {number}/{len(blocks)})" if len(blocks) > 1 else ""
+            report(f"Generating customers{suffix}")
+            if first:
+                total_t, bounds = _create_time(con, as_of)
+                _create_customers(con)
+            block_orders = _create_profile(con, seed, block, orders, total_t, bounds)
+            _insert_customers(con, seed, as_of)
+            # Lines first: an order's total is the sum of its lines.
+            report(f"Generating order_items{suffix}")
+            _create_order_skeleton(con, seed)
+            _insert_order_items(con, seed, create=first)
+            report(f"Generating orders{suffix}")
+            _insert_orders(con, (orders + 1, orders + block_orders), create=first)
+            report(f"Generating email_events{suffix}")
+            _insert_email_events(con, seed, as_of, block, create=first)
+            orders += block_orders
     finally:
         con.execute("DROP TABLE IF EXISTS temp._activator_demo_profile")
         con.execute("DROP TABLE IF EXISTS temp._activator_demo_time")

@@ -195,7 +195,8 @@ class DuckDBEngine(Engine):
             if not path.exists():
                 raise EngineError(
                     f"{shown} does not exist, so it cannot be opened read-only",
-                    hint="run a command that writes (e.g. 'activator run') to create it",
+                    hint="point engine.path in activator.yaml at your DuckDB database, "
+                    "or expose Parquet/CSV files as tables with engine.sources",
                 )
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
