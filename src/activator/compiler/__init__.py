@@ -1,0 +1,1 @@
+"""Definitions → Ibis expressions. Knows nothing of engines: it is handed table expressions."""
