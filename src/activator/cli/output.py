@@ -8,6 +8,7 @@ from __future__ import annotations
 __all__ = ["Output"]
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,7 +22,10 @@ class Output:
 
     def __init__(self, *, json_mode: bool) -> None:
         self.json_mode = json_mode
-        self.out = Console(highlight=False, soft_wrap=True)
+        # Piped output (make demo, CI logs) gets a wide console rather than Rich's 80 columns,
+        # so tables are not wrapped cell by cell.
+        width = None if sys.stdout.isatty() else 120
+        self.out = Console(highlight=False, soft_wrap=True, width=width)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def emit_json(self, document: Any) -> None:
