@@ -7,18 +7,23 @@ from typing import Any
 import duckdb
 import pytest
 
-from activator.demo.data import DemoCounts, generate
+from activator.demo.data import DEFAULT_BLOCK_SIZE, DemoCounts, generate
 
 AS_OF = datetime.date(2026, 11, 29)
 TABLES = ("stores", "products", "customers", "orders", "order_items", "email_events")
 CUSTOMERS = 5000
 
 
-def _generate(customers: int, seed: int, threads: int | None = None) -> Any:
+def _generate(
+    customers: int, seed: int, threads: int | None = None, block_size: int | None = None
+) -> Any:
     con = duckdb.connect()
     if threads is not None:
         con.execute(f"SET threads = {threads}")
-    generate(con, customers=customers, seed=seed, as_of=AS_OF)
+    if block_size is None:
+        generate(con, customers=customers, seed=seed, as_of=AS_OF)
+    else:
+        generate(con, customers=customers, seed=seed, as_of=AS_OF, block_size=block_size)
     return con
 
 
@@ -58,6 +63,22 @@ def test_same_seed_gives_identical_tables_whatever_the_thread_count(
     assert _checksums(_generate(CUSTOMERS, seed=42, threads=1)) == _checksums(generated[0])
 
 
+def test_same_seed_gives_identical_tables_whatever_the_block_size(
+    generated: tuple[Any, DemoCounts],
+) -> None:
+    # The fixture is one block (the default block size is larger than CUSTOMERS); 1,200 gives
+    # five, the last one shorter. Order ids, totals and events must not depend on the split.
+    assert CUSTOMERS < DEFAULT_BLOCK_SIZE
+    assert _checksums(_generate(CUSTOMERS, seed=42, block_size=1200)) == _checksums(generated[0])
+
+
+def test_block_size_does_not_change_small_data() -> None:
+    # Blocks of one customer, and blocks that split the customers unevenly.
+    first = _checksums(_generate(40, seed=3, block_size=1))
+    assert _checksums(_generate(40, seed=3, block_size=17)) == first
+    assert _checksums(_generate(40, seed=3)) == first
+
+
 def test_different_seed_gives_different_tables() -> None:
     first = _checksums(_generate(800, seed=7))
     second = _checksums(_generate(800, seed=8))
@@ -68,6 +89,11 @@ def test_different_seed_gives_different_tables() -> None:
 def test_customers_must_be_positive() -> None:
     with pytest.raises(ValueError, match="customers"):
         generate(duckdb.connect(), customers=0, seed=1, as_of=AS_OF)
+
+
+def test_block_size_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="block_size"):
+        generate(duckdb.connect(), customers=10, seed=1, as_of=AS_OF, block_size=0)
 
 
 def test_progress_names_every_table_and_helpers_are_dropped() -> None:
@@ -81,6 +107,20 @@ def test_progress_names_every_table_and_helpers_are_dropped() -> None:
         "order_items",
         "orders",
         "email_events",
+    ]
+    leftovers = connection.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%activator_demo%'"
+    ).fetchall()
+    assert leftovers == []
+
+
+def test_progress_reports_each_block_and_helpers_are_dropped() -> None:
+    messages: list[str] = []
+    connection = duckdb.connect()
+    generate(connection, customers=50, seed=1, as_of=AS_OF, progress=messages.append, block_size=20)
+    per_block = ("customers", "order_items", "orders", "email_events")
+    assert messages == ["Generating stores", "Generating products"] + [
+        f"Generating {table} (block {block}/3)" for block in (1, 2, 3) for table in per_block
     ]
     leftovers = connection.execute(
         "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%activator_demo%'"

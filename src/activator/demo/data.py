@@ -9,6 +9,12 @@ Rows are produced by ``range()``, ``unnest(range(n))`` and cross joins with smal
 per-customer and per-order counts, so the work is set-based; Python only builds SQL text. Money is
 computed in integer cents and cast to ``DECIMAL(12,2)``, so totals add up exactly (see DESIGN.md,
 "Deterministic audiences").
+
+Customers, with their orders, order lines and email events, are generated in blocks of consecutive
+customer ids, so the working memory (the temporary one-row-per-order table, the aggregation of
+lines into order totals) is that of one block whatever the number of customers. A block's order
+ids continue from the previous block's and every value depends only on its row's key, so the data
+is the same whatever the block size.
 """
 
 from __future__ import annotations
