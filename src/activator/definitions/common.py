@@ -180,8 +180,11 @@ class ScoreCondition(Model):
     """RFM deciles (1–10) over the rolling 12 months before the as-of time."""
 
     score: Literal["rfm_recency", "rfm_frequency", "rfm_monetary"]
-    op: Literal["=", "!=", ">", ">=", "<", "<=", "between", "in"]
+    op: Literal["=", "!=", ">", ">=", "<", "<=", "between", "not_between", "in", "not_in"]
     value: Any
+    table: str | None = None
+    """Event table the scores are computed on; default: the first event table of the data
+    model that declares an ``amount``."""
 
 
 class SegmentCondition(Model):

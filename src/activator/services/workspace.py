@@ -24,13 +24,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import ibis
 from pydantic import TypeAdapter
 
+from activator.clock import wall_clock
+from activator.compiler import CompileContext, check_segment, segment_members
 from activator.definitions.common import Schedule
 from activator.definitions.config import DuckDBEngineConfig
+from activator.definitions.segment import SegmentDefinition
+from activator.engines.base import Engine
 from activator.engines.datamodel import check_data_model
 from activator.engines.registry import open_engine
-from activator.errors import ConfigError, DefinitionError, Issue
+from activator.errors import ActivatorError, ConfigError, DefinitionError, Issue
 from activator.runtime.schedule import next_run
 from activator.store.store import ApplyResult, DefinitionInput, MetadataStore, RunSummary
 from activator.workspace.loader import CONFIG_FILE, Workspace, load_workspace
@@ -159,7 +164,13 @@ def validate_workspace(
     ws = load_workspace(root)
     issues = check_references(ws)
     warnings: list[Issue] = []
-    if check_engine:
+    if not check_engine:
+        # Without an engine the segments are still checked against the data model (tables,
+        # operators' values, dates, windows, SQL shape); columns need the engine's schemas.
+        # The engine types are also SQLGlot dialect names (duckdb, spark, postgres).
+        dialect = ws.config.engine.type
+        issues.extend(_segment_issues(ws, issues, schemas={}, dialect=dialect, engine=None))
+    else:
         say(f"checking the data model against the {ws.config.engine.type} engine")
         with open_engine(
             ws.config.engine,
@@ -168,6 +179,16 @@ def validate_workspace(
             read_only=True,
         ) as engine:
             found = check_data_model(engine, ws.config.data_model, file=CONFIG_FILE)
+            say("checking segments against the engine's tables")
+            issues.extend(
+                _segment_issues(
+                    ws,
+                    issues,
+                    schemas=_data_model_schemas(engine, ws),
+                    dialect=engine.DIALECT,
+                    engine=engine,
+                )
+            )
         for issue in found:
             located = Issue(
                 issue.file,
@@ -181,6 +202,63 @@ def validate_workspace(
         raise DefinitionError(issues)
     counts = Counter(d.kind for d in ws.definitions)
     return ValidationReport(workspace=ws, counts=dict(sorted(counts.items())), warnings=warnings)
+
+
+def _data_model_schemas(engine: Engine, ws: Workspace) -> dict[str, ibis.Schema]:
+    """Schemas of the data model's tables that exist (missing ones are reported elsewhere)."""
+    model = ws.config.data_model
+    present = set(engine.list_tables())
+    wanted = [model.customers.table, *(event.table for event in model.events.values())]
+    return {table: engine.schema_of(table) for table in wanted if table in present}
+
+
+def _segment_issues(
+    ws: Workspace,
+    known: list[Issue],
+    *,
+    schemas: dict[str, ibis.Schema],
+    dialect: str,
+    engine: Engine | None,
+) -> list[Issue]:
+    """Static segment checks, then (with an engine) SQL segments described by the engine."""
+    already = {(issue.file, issue.path) for issue in known}
+    segments: dict[str, SegmentDefinition] = {
+        d.name: d.model for d in ws.of_kind("segment") if isinstance(d.model, SegmentDefinition)
+    }
+    issues: list[Issue] = []
+    for loaded in ws.of_kind("segment"):
+        definition = loaded.model
+        assert isinstance(definition, SegmentDefinition)
+        problems = check_segment(
+            definition, data_model=ws.config.data_model, schemas=schemas, dialect=dialect
+        )
+        # references.py already reports unknown tables at the same paths.
+        found = [
+            loaded.issue(path, message)
+            for path, message in problems
+            if (loaded.file, path) not in already
+        ]
+        issues.extend(found)
+        if engine is None or found or definition.sql is None:
+            continue
+        # Only the engine knows every function and column a SELECT uses: ask it to
+        # describe the query (nothing is read).
+        ctx = CompileContext(
+            tables=engine.table,
+            data_model=ws.config.data_model,
+            segments=segments,
+            as_of=wall_clock(),
+            timezone=ws.config.timezone,
+            dialect=engine.DIALECT,
+        )
+        try:
+            segment_members(ctx, definition.name)
+        except ActivatorError as exc:
+            issues.append(loaded.issue("sql", exc.message))
+        except Exception as exc:  # each engine's driver raises its own error classes
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            issues.append(loaded.issue("sql", f"the {engine.NAME} engine rejects it: {reason}"))
+    return issues
 
 
 def open_store(ws: Workspace) -> MetadataStore:

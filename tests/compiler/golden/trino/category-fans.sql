@@ -1,0 +1,111 @@
+SELECT DISTINCT
+  "t15"."customer_id"
+FROM (
+  SELECT
+    "t3"."customer_id",
+    "t3"."email",
+    "t3"."loyalty_tier",
+    "t3"."email_opt_in",
+    "t3"."signup_at",
+    "t3"."birth_date",
+    "t14"."__act0_k",
+    "t14"."__act0_value",
+    "t10"."__act1_k",
+    "t10"."__act1_value",
+    "t11"."__act2_k",
+    "t11"."__act2_value"
+  FROM "customers" AS "t3"
+  LEFT OUTER JOIN (
+    SELECT
+      "t12"."__act0_k",
+      "t12"."__act0_value"
+    FROM (
+      SELECT
+        "t7"."__act0_k",
+        "t7"."__act0_value",
+        "t7"."__act0_n",
+        ROW_NUMBER() OVER (
+          PARTITION BY "t7"."__act0_k"
+          ORDER BY "t7"."__act0_n" DESC, "t7"."__act0_value" ASC
+        ) - 1 AS "__act_rank"
+      FROM (
+        SELECT
+          "t5"."customer_id" AS "__act0_k",
+          "t5"."category" AS "__act0_value",
+          COUNT(*) AS "__act0_n"
+        FROM (
+          SELECT
+            *
+          FROM "order_items" AS "t2"
+          WHERE
+            "t2"."ordered_at" > CAST(FROM_ISO8601_TIMESTAMP('2025-09-15T13:00:00') AS TIMESTAMP)
+            AND "t2"."ordered_at" <= CAST(FROM_ISO8601_TIMESTAMP('2026-03-15T13:00:00') AS TIMESTAMP)
+            AND "t2"."category" IS NOT NULL
+        ) AS "t5"
+        GROUP BY
+          1,
+          2
+      ) AS "t7"
+    ) AS "t12"
+    WHERE
+      "t12"."__act_rank" = 0
+  ) AS "t14"
+    ON "t3"."customer_id" = "t14"."__act0_k"
+  LEFT OUTER JOIN (
+    SELECT
+      "t6"."customer_id" AS "__act1_k",
+      MIN("t6"."ordered_at") AS "__act1_value"
+    FROM (
+      SELECT
+        *
+      FROM "orders" AS "t1"
+      WHERE
+        "t1"."ordered_at" <= CAST(FROM_ISO8601_TIMESTAMP('2026-03-15T13:00:00') AS TIMESTAMP)
+        AND NOT (
+          COALESCE("t1"."is_returned", FALSE)
+        )
+        AND "t1"."channel" = 'app'
+    ) AS "t6"
+    GROUP BY
+      1
+  ) AS "t10"
+    ON "t3"."customer_id" = "t10"."__act1_k"
+  LEFT OUTER JOIN (
+    SELECT
+      "t4"."customer_id" AS "__act2_k",
+      SUM(CAST("t4"."price" AS DECIMAL(38, 4))) AS "__act2_value"
+    FROM (
+      SELECT
+        *
+      FROM "order_items" AS "t2"
+      WHERE
+        "t2"."ordered_at" <= CAST(FROM_ISO8601_TIMESTAMP('2026-03-15T13:00:00') AS TIMESTAMP)
+    ) AS "t4"
+    GROUP BY
+      1
+  ) AS "t11"
+    ON "t3"."customer_id" = "t11"."__act2_k"
+) AS "t15"
+WHERE
+  (
+    COALESCE("t15"."__act0_value" IN ('Shoes', 'Bags'), FALSE)
+    OR COALESCE(
+      (
+        "t15"."__act1_value" > CAST(FROM_ISO8601_TIMESTAMP('2026-03-01T13:00:00') AS TIMESTAMP)
+      )
+      AND (
+        "t15"."__act1_value" <= CAST(FROM_ISO8601_TIMESTAMP('2026-03-15T13:00:00') AS TIMESTAMP)
+      ),
+      FALSE
+    )
+    OR COALESCE(
+      (
+        COALESCE("t15"."__act2_value", CAST('0.0000' AS DECIMAL(38, 4))) >= CAST('100.0000' AS DECIMAL(38, 4))
+      )
+      AND (
+        COALESCE("t15"."__act2_value", CAST('0.0000' AS DECIMAL(38, 4))) <= CAST('250.5000' AS DECIMAL(38, 4))
+      ),
+      FALSE
+    )
+  )
+  AND "t15"."customer_id" IS NOT NULL

@@ -1,0 +1,15 @@
+SELECT DISTINCT
+  "t0"."customer_id"
+FROM "customers" AS "t0"
+WHERE
+  COALESCE(
+    "t0"."signup_at" >= CAST(FROM_ISO8601_TIMESTAMP('2026-02-13T00:00:00') AS TIMESTAMP),
+    FALSE
+  )
+  AND COALESCE("t0"."birth_date" < FROM_ISO8601_DATE('2008-03-15'), FALSE)
+  AND COALESCE((
+    "t0"."email" IS NOT NULL
+  ) AND (
+    LENGTH("t0"."email") > 0
+  ), FALSE)
+  AND "t0"."customer_id" IS NOT NULL
