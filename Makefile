@@ -11,6 +11,10 @@ BIN    := $(VENV)/bin
 LOCK   := requirements.lock
 DEMO_DIR ?= demo
 DEMO_CUSTOMERS ?= 20000
+# One as-of date for the data and the previews, so segment counts are those of the data's day.
+DEMO_AS_OF ?= $(shell date -u +%Y-%m-%d)
+DEMO_SEGMENTS ?= new-customers first-time-buyers vip-customers lapsing-high-value at-risk \
+	sms-reachable
 
 .PHONY: demo test test-fast lint format lock bench clean
 
@@ -25,10 +29,15 @@ $(VENV)/.dev: $(VENV)/.base
 
 demo: $(VENV)/.base
 	rm -rf $(DEMO_DIR)
-	$(BIN)/activator init $(DEMO_DIR) --demo --customers $(DEMO_CUSTOMERS) --seed 42
+	$(BIN)/activator init $(DEMO_DIR) --demo --customers $(DEMO_CUSTOMERS) --seed 42 \
+		--as-of $(DEMO_AS_OF)
 	$(BIN)/activator -w $(DEMO_DIR) validate
 	$(BIN)/activator -w $(DEMO_DIR) apply
 	$(BIN)/activator -w $(DEMO_DIR) status
+	for segment in $(DEMO_SEGMENTS); do \
+		$(BIN)/activator -w $(DEMO_DIR) segment preview $$segment --as-of $(DEMO_AS_OF) \
+			--limit 3 || exit 1; \
+	done
 
 # pytest's exit code 5 (no tests selected) is not a failure.
 test: $(VENV)/.dev

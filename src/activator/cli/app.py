@@ -11,12 +11,16 @@ __all__ = ["app", "main"]
 import os
 import sys
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
+from rich.tree import Tree
 
 from activator import __version__
 from activator.cli.output import Output
@@ -219,6 +223,199 @@ def status(ctx: typer.Context, as_of: AsOfOpt = None, json_output: JsonOpt = Fal
         upcoming = f"{r.next_run:%Y-%m-%d %H:%M} UTC" if r.next_run else "-"
         table.add_row(r.type, r.name, r.status, str(r.version), last, upcoming)
     out.out.print(table)
+
+
+# -- segment commands -------------------------------------------------------------------------
+
+segment_app = typer.Typer(
+    name="segment",
+    help="Preview segments, show their SQL, and explain why a customer is in or out.",
+    no_args_is_help=True,
+)
+app.add_typer(segment_app, name="segment")
+
+SegmentArg = Annotated[str, typer.Argument(help="The segment's name (its file name).")]
+
+
+def _segment_as_of(root: Path, value: str | None) -> datetime:
+    """``--as-of`` read in the workspace's time zone (a bare date is the end of that day)."""
+    from activator.workspace.loader import load_workspace
+
+    return parse_as_of(value, timezone=load_workspace(root).config.timezone)
+
+
+def _plain(value: Any) -> Any:
+    """A sample value as JSON: dates and times in ISO 8601, exact decimals as strings."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+@segment_app.command("preview")
+def segment_preview(
+    ctx: typer.Context,
+    name: SegmentArg,
+    as_of: AsOfOpt = None,
+    limit: Annotated[int, typer.Option(help="Members to show in the sample.", min=0)] = 10,
+    json_output: JsonOpt = False,
+) -> None:
+    """Count a segment's members, show a sample (PII masked) and its insights."""
+    from activator.services.segment import preview
+
+    out = Output(json_mode=json_output)
+    root: Path = ctx.obj.workspace
+    try:
+        moment = _segment_as_of(root, as_of)
+        with out.progress(f"previewing {name}") as step:
+            result = preview(root, name, as_of=moment, limit=limit, progress=step)
+    except ActivatorError as exc:
+        raise _fail(out, exc) from None
+    insights = result.insights
+    revenue = insights.revenue_last_year
+    if json_output:
+        out.emit_json(
+            {
+                "segment": result.segment,
+                "as_of": result.as_of.isoformat(),
+                "count": result.count,
+                "sample": [{k: _plain(v) for k, v in row.items()} for row in result.sample],
+                "insights": {
+                    "unique_customers": insights.unique_customers,
+                    "active_last_year": insights.active_last_year,
+                    "revenue_last_year": None if revenue is None else str(revenue),
+                    "reachable": insights.reachable,
+                },
+            }
+        )
+        return
+    out.say(
+        f"Segment [bold]{escape(result.segment)}[/] as of {result.as_of:%Y-%m-%d %H:%M} UTC: "
+        f"[bold]{result.count:,}[/] members"
+    )
+    source = f" ({result.purchase_table})" if result.purchase_table else ""
+    facts = Table("insight", "value", title="Insights", title_justify="left")
+    facts.add_row("unique customers", _count(insights.unique_customers))
+    facts.add_row(f"active in the last year{source}", _count(insights.active_last_year))
+    facts.add_row(f"revenue in the last year{source}", "-" if revenue is None else f"{revenue:,}")
+    facts.add_row("reachable (usable email or phone)", _count(insights.reachable))
+    out.out.print(facts)
+    if result.sample:
+        sample = Table(
+            *result.columns,
+            title=f"First {len(result.sample)} members (PII masked)",
+            title_justify="left",
+        )
+        for row in result.sample:
+            sample.add_row(*("" if v is None else escape(str(_plain(v))) for v in row.values()))
+        # A customer table is wider than a terminal: print the sample at its natural width
+        # (the terminal wraps long lines) rather than squeezing every value to a few letters.
+        natural = Measurement.get(out.out, out.out.options.update_width(10_000), sample).maximum
+        width = out.out.width
+        out.out.width = max(width, natural)
+        try:
+            out.out.print(sample, crop=False)
+        finally:
+            out.out.width = width
+
+
+@segment_app.command("sql")
+def segment_sql(
+    ctx: typer.Context,
+    name: SegmentArg,
+    dialect: Annotated[
+        str,
+        typer.Option(help="duckdb, spark, postgres, trino, bigquery or snowflake."),
+    ] = "duckdb",
+    as_of: AsOfOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Print the SQL a segment compiles to, in an engine's dialect."""
+    from activator.services.segment import compiled_sql
+
+    out = Output(json_mode=json_output)
+    root: Path = ctx.obj.workspace
+    try:
+        moment = _segment_as_of(root, as_of)
+        with out.progress(f"compiling {name}") as step:
+            sql = compiled_sql(root, name, dialect=dialect, as_of=moment, progress=step)
+    except ActivatorError as exc:
+        raise _fail(out, exc) from None
+    if json_output:
+        out.emit_json({"segment": name, "dialect": dialect, "sql": sql})
+        return
+    out.out.print(sql, markup=False, highlight=False)
+
+
+@segment_app.command("why")
+def segment_why(
+    ctx: typer.Context,
+    name: SegmentArg,
+    customer_id: Annotated[str, typer.Argument(help="The customer's activation ID.")],
+    as_of: AsOfOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Show each condition of a segment with whether a customer met it, and why."""
+    from activator.services.segment import why
+
+    out = Output(json_mode=json_output)
+    root: Path = ctx.obj.workspace
+    try:
+        moment = _segment_as_of(root, as_of)
+        with out.progress(f"explaining {name} for {customer_id}") as step:
+            result = why(root, name, customer_id, as_of=moment, progress=step)
+    except ActivatorError as exc:
+        raise _fail(out, exc) from None
+    if json_output:
+        out.emit_json(
+            {
+                "segment": result.segment,
+                "customer_id": _plain(result.customer_id),
+                "as_of": result.as_of.isoformat(),
+                "member": result.member,
+                "conditions": _condition_json(result.result),
+            }
+        )
+        return
+    verdict = "[green]is a member[/]" if result.member else "[red]is not a member[/]"
+    out.say(
+        f"Customer [bold]{escape(str(result.customer_id))}[/] {verdict} of "
+        f"[bold]{escape(result.segment)}[/] as of {result.as_of:%Y-%m-%d %H:%M} UTC"
+    )
+    out.out.print(_condition_tree(result.result))
+
+
+def _condition_json(node: Any) -> dict[str, Any]:
+    return {
+        "path": node.path,
+        "description": node.description,
+        "met": node.met,
+        "value": _plain(node.value),
+        "children": [_condition_json(child) for child in node.children],
+    }
+
+
+def _condition_label(node: Any) -> str:
+    mark = "[green]✓[/]" if node.met else "[red]✗[/]"
+    shown = "" if node.value is None else f" [dim]→[/] {escape(str(_plain(node.value)))}"
+    where = f" [dim]({escape(node.path)})[/]" if node.path else ""
+    return f"{mark} {escape(node.description)}{shown}{where}"
+
+
+def _condition_tree(root: Any) -> Tree:
+    tree = Tree(_condition_label(root))
+
+    def add(branch: Tree, node: Any) -> None:
+        for child in node.children:
+            add(branch.add(_condition_label(child)), child)
+
+    add(tree, root)
+    return tree
 
 
 def main() -> None:
