@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+import ibis
 import pyarrow as pa
 import pytest
 
-from activator.compiler import segment_members
+from activator.compiler import explain_customer, segment_members
 from activator.definitions.config import CustomerTable, DataModel, EventTable
 from activator.errors import CompileError
 from tests.compiler import shop
@@ -229,3 +230,37 @@ def test_date_event_timestamps() -> None:
             "window": {"between": ["2026-03-14", "2026-03-14"]},
         }
     ) == {2}
+
+
+# Conditions that share the orders table's one aggregate (scores and most_frequent have their
+# own): together in one segment, each must still select exactly what it selects alone.
+SHARED = [
+    (condition, expected)
+    for condition, expected in CASES
+    if "score" not in condition and condition.get("behavior") != "most_frequent"
+]
+
+
+def test_conditions_on_one_table_share_one_scan(shop_eval: Evaluator) -> None:
+    shop_eval.segments["under-test"] = shop.segment(
+        "under-test", rules={"any": [condition for condition, _ in SHARED]}
+    )
+    sql = str(ibis.to_sql(segment_members(shop_eval.context(), "under-test"), dialect="duckdb"))
+    assert sql.count('FROM "orders"') == 1
+    for customer in range(1, 9):
+        result = explain_customer(shop_eval.context(), "under-test", customer)
+        leaves = result.children[0].children
+        assert len(leaves) == len(SHARED)
+        for leaf, (condition, expected) in zip(leaves, SHARED, strict=True):
+            assert leaf.met == (customer in expected), (customer, condition)
+
+
+def test_merged_conditions_combine_like_separate_ones(shop_eval: Evaluator) -> None:
+    # Different windows, a filter, returns counted or not, and first ever: pairwise.
+    picked = [SHARED[i] for i in (0, 3, 10, 12, 16, 19, 21, 23, 24)]
+    for a, (first, first_expected) in enumerate(picked):
+        for second, second_expected in picked[a + 1 :]:
+            both = shop_eval.members(rules={"all": [first, second]})
+            assert both == first_expected & second_expected, (first, second)
+            neither = shop_eval.members(rules={"not": {"any": [first, second]}})
+            assert neither == set(range(1, 9)) - first_expected - second_expected

@@ -1,9 +1,12 @@
 """Segments → Ibis expressions: who is in a segment, and why a given customer is or is not.
 
-A rule segment compiles to one query over the customer table. Each behaviour, score,
-related-table attribute and membership condition becomes one grouped aggregate (keyed by the
-customer) that is left-joined to the customers; every condition is then a boolean column of
-that wide table, ``COALESCE``-d to false so a NULL never satisfies anything, and the
+A rule segment compiles to one query over the customer table. Conditions on other tables
+become grouped aggregates keyed by the customer, left-joined to the customers: the behaviour
+and related-table attribute conditions on one event table share a single aggregate (one scan
+of the table over the widest time range they need, each condition's measure a conditional
+aggregate: ``count(*) FILTER (WHERE ...)``); a ``most_frequent`` behaviour, each RFM score and
+each membership condition has its own. Every condition is then a boolean column of that wide
+table, ``COALESCE``-d to false so a NULL never satisfies anything, and the
 ``all`` / ``any`` / ``not`` tree combines them with two-valued logic. The members are the
 customers where ``rules and not exclude`` holds. :func:`explain_customer` evaluates the *same*
 columns for one customer, so an explanation cannot disagree with the member list.
@@ -223,14 +226,16 @@ class _Leaf:
 
 @dataclass
 class _Plan:
-    """The wide table of one rule segment: customers plus one aggregate per condition."""
+    """The wide table of one rule segment: customers plus the conditions' aggregates."""
 
     ctx: CompileContext
     definition: SegmentDefinition
     stack: tuple[str, ...]
-    joins: list[tuple[str, ir.Table]] = field(default_factory=list)
+    joins: list[tuple[str, ir.Table | _Scan]] = field(default_factory=list)
     leaves: dict[int, _Leaf] = field(default_factory=dict)
     _rfm: dict[tuple[str, str], str] = field(default_factory=dict)
+    _scans: dict[str, _Scan] = field(default_factory=dict)
+    _names: int = 0
 
     def __post_init__(self) -> None:
         model = self.ctx.data_model
@@ -253,7 +258,11 @@ class _Plan:
     def wide(self) -> ir.Table:
         """Customers left-joined to every condition's aggregate (one row per customer)."""
         wide: ir.Table = self.customers
-        for join_key, aggregate in self.joins:
+        for join_key, joined in self.joins:
+            if isinstance(joined, _Scan):
+                aggregate = joined.aggregate(self.ctx.as_of, self.zone)
+            else:
+                aggregate = joined
             wide = wide.left_join(aggregate, wide[self.key] == aggregate[join_key])
         return wide
 
@@ -279,10 +288,19 @@ class _Plan:
 
     def _name(self, suffix: str) -> str:
         # Columns of joined aggregates: unlikely to meet a customer column's name.
-        return f"__act{len(self.joins)}_{suffix}"
+        self._names += 1
+        return f"__act{self._names}_{suffix}"
 
     def _join(self, aggregate: ir.Table, join_key: str) -> None:
         self.joins.append((join_key, aggregate))
+
+    def _scan(self, event: EventTable) -> _Scan:
+        """The one grouped aggregate of an event table, joined where it is first needed."""
+        if event.table not in self._scans:
+            scan = _Scan(event, self.ctx.tables(event.table), self._name("k"))
+            self._scans[event.table] = scan
+            self.joins.append((scan.join_key, scan))
+        return self._scans[event.table]
 
     def _leaf(self, node: Rules, path: str) -> _Leaf:
         if isinstance(node, AttributeCondition):
@@ -308,15 +326,21 @@ class _Plan:
         event = self._event(table, path)
         events = self.ctx.tables(event.table)
         self._require_column(events, column, table, path)
-        seen = events.filter(self._not_after_as_of(events, event))
+        dates = self._dates()
+        attribute_predicate(events[column], node, dates, path)  # errors now, not at the join
         # A related table's attribute holds when at least one of the customer's rows (up
-        # to the as-of time) satisfies it; the value shown is how many rows do.
-        hit = _true(attribute_predicate(seen[column], node, self._dates(), path))
-        join_key, count = self._name("k"), self._name("rows")
-        aggregate = seen.group_by(**{join_key: seen[event.customer_key]}).aggregate(
-            **{count: hit.ifelse(1, 0).sum()}
+        # to the as-of time, returned or not) satisfies it; the value shown is how many do.
+        scan = self._scan(event)
+        count = self._name("rows")
+        scan.add(
+            _Measure(
+                name=count,
+                bounds=self._up_to_as_of(),
+                not_returned=False,
+                where=lambda rows: [attribute_predicate(rows[column], node, dates, path)],
+                measure=lambda rows, where: rows.count(where=where),
+            )
         )
-        self._join(aggregate, join_key)
         return _Leaf(
             path,
             node,
@@ -333,16 +357,31 @@ class _Plan:
             self.ctx.as_of,
             self.zone,
         )
-        # The first purchase is the first ever (up to as_of); the window applies to it.
-        windowed = node.behavior != "first_purchase"
-        purchases = self._purchases(events, event, node, bounds if windowed else None, path)
-        join_key = self._name("k")
-        group = {join_key: purchases[event.customer_key]}
+        if node.behavior == "most_frequent":
+            purchases = self._purchases(events, event, node, bounds, path)
+            group = {self._name("k"): purchases[event.customer_key]}
+            return self._most_frequent(node, path, events, purchases, event, group)
+        # Every other behaviour is one measure of the event table's shared aggregate:
+        # computed over the purchases in its own window that match its own filters.
+        self._filters(events, node, path)  # errors now, not at the join
+        scan = self._scan(event)
         value_name = self._name("value")
 
+        def add(
+            measure: Callable[[ir.Table, ir.BooleanValue | None], ir.Value], *, limit: Bounds
+        ) -> None:
+            scan.add(
+                _Measure(
+                    name=value_name,
+                    bounds=limit,
+                    not_returned=event.returned is not None,
+                    where=lambda rows: self._filters(rows, node, path),
+                    measure=measure,
+                )
+            )
+
         if node.behavior in ("has_purchased", "has_not_purchased", "repeat_purchase"):
-            aggregate = purchases.group_by(**group).aggregate(**{value_name: purchases.count()})
-            self._join(aggregate, join_key)
+            add(lambda rows, where: rows.count(where=where), limit=bounds)
             op, expected = _count_comparison(node)
 
             def count(wide: ir.Table) -> ir.Value:
@@ -353,17 +392,16 @@ class _Plan:
             )
 
         if node.behavior == "total_value":
-            if event.amount is None:
+            amount_column = event.amount
+            if amount_column is None:
                 raise CompileError(
                     f"{path}.table: event table {node.table!r} declares no amount column in "
                     "the data model, so total_value cannot be computed"
                 )
-            self._require_column(events, event.amount, node.table, path)
-            amount = money(purchases[event.amount])
-            aggregate = purchases.group_by(**group).aggregate(**{value_name: amount.sum()})
-            self._join(aggregate, join_key)
+            self._require_column(events, amount_column, node.table, path)
+            add(lambda rows, where: money(rows[amount_column]).sum(where=where), limit=bounds)
             op, expected = _value_comparison(node, path)
-            zero = ibis.literal(0, type=aggregate[value_name].type())
+            zero = ibis.literal(0, type=money(events[amount_column]).sum().type())
 
             def total(wide: ir.Table) -> ir.Value:
                 return ibis.coalesce(wide[value_name], zero)
@@ -373,18 +411,16 @@ class _Plan:
             )
 
         if node.behavior == "first_purchase":
-            ts = purchases[event.timestamp]
-            aggregate = purchases.group_by(**group).aggregate(**{value_name: ts.min()})
-            self._join(aggregate, join_key)
-            column_type = events[event.timestamp].type()
+            # The first purchase is the first ever (up to as_of); the window applies to it.
+            timestamp = event.timestamp
+            add(lambda rows, where: rows[timestamp].min(where=where), limit=self._up_to_as_of())
+            column_type = events[timestamp].type()
 
             def first_in_window(wide: ir.Table) -> ir.BooleanValue:
                 return _true(in_bounds(wide[value_name], column_type, bounds, self.zone))
 
             return _Leaf(path, node, first_in_window, lambda wide: wide[value_name])
 
-        if node.behavior == "most_frequent":
-            return self._most_frequent(node, path, events, purchases, event, group)
         raise CompileError(f"{path}.behavior: unsupported behaviour {node.behavior!r}")
 
     def _most_frequent(
@@ -495,9 +531,8 @@ class _Plan:
         if column not in table.columns:
             raise CompileError(f"{path}: table {name!r} has no column {column!r}")
 
-    def _not_after_as_of(self, events: ir.Table, event: EventTable) -> ir.BooleanValue:
-        ts = events[event.timestamp]
-        return in_bounds(ts, ts.type(), Bounds(None, False, self.ctx.as_of, True), self.zone)
+    def _up_to_as_of(self) -> Bounds:
+        return Bounds(None, False, self.ctx.as_of, True)
 
     def _purchases(
         self,
@@ -516,17 +551,119 @@ class _Plan:
         if event.returned is not None:
             # A NULL flag is read as "not returned": the order stands unless marked.
             conditions.append(~events[event.returned].fill_null(False))
-        for i, where in enumerate(node.where if node is not None else []):
+        if node is not None:
+            conditions.extend(self._filters(events, node, path))
+        return events.filter(*conditions)
+
+    def _filters(
+        self, events: ir.Table, node: BehaviorCondition, path: str
+    ) -> list[ir.BooleanValue]:
+        """The behaviour's ``where`` filters over ``events`` (may be NULL: unknown)."""
+        conditions: list[ir.BooleanValue] = []
+        for i, where in enumerate(node.where):
             table, column = where.attribute.split(".", 1)
             where_path = f"{path}.where[{i}]"
-            if node is not None and table != node.table:
+            if table != node.table:
                 raise CompileError(
                     f"{where_path}.attribute: filters apply to the behaviour's table "
                     f"{node.table!r}, not {table!r}"
                 )
             self._require_column(events, column, table, where_path)
             conditions.append(attribute_predicate(events[column], where, self._dates(), where_path))
-        return events.filter(*conditions)
+        return conditions
+
+
+@dataclass(frozen=True)
+class _Measure:
+    """One condition's column of an event table's shared aggregate.
+
+    Attributes:
+        name: the column.
+        bounds: the events' time interval (capped at the as-of time).
+        not_returned: returned events do not count.
+        where: further conditions on the events (may be NULL: unknown, so not counted).
+        measure: the aggregate over the events, counting only those where ``where`` holds
+            (None: every event of the group).
+    """
+
+    name: str
+    bounds: Bounds
+    not_returned: bool
+    where: Callable[[ir.Table], list[ir.BooleanValue]]
+    measure: Callable[[ir.Table, ir.BooleanValue | None], ir.Value]
+
+
+@dataclass
+class _Scan:
+    """One grouped aggregate of an event table, keyed by the customer: one scan of the table.
+
+    The scan keeps the widest time interval the measures need (and what all of them filter
+    on); each measure then computes over its own events with a conditional aggregate
+    (``FILTER (WHERE ...)``, or ``IF`` inside it where the dialect lacks ``FILTER``).
+    """
+
+    event: EventTable
+    events: ir.Table
+    join_key: str
+    measures: list[_Measure] = field(default_factory=list)
+
+    def add(self, measure: _Measure) -> None:
+        self.measures.append(measure)
+
+    def aggregate(self, as_of: datetime, zone: ZoneInfo) -> ir.Table:
+        events, event = self.events, self.event
+        lower = _widest_lower([m.bounds for m in self.measures])
+        scan = Bounds(lower[0], lower[1], as_of, True)
+        # What every measure filters on goes into WHERE (the engine can prune by it).
+        not_returned = event.returned is not None and all(m.not_returned for m in self.measures)
+        wheres = [m.where(events) for m in self.measures]
+        shared = [c for c in wheres[0] if all(_holds(c, other) for other in wheres[1:])]
+        ts = events[event.timestamp]
+        conditions = [in_bounds(ts, ts.type(), scan, zone)]
+        if not_returned:
+            assert event.returned is not None
+            conditions.append(~events[event.returned].fill_null(False))
+        conditions.extend(shared)
+        rows = events.filter(*conditions)
+        metrics: dict[str, ir.Value] = {}
+        for measure, on_events in zip(self.measures, wheres, strict=True):
+            own: list[ir.BooleanValue] = []
+            bounds = measure.bounds
+            narrower = Bounds(
+                None if (bounds.lower, bounds.lower_inclusive) == lower else bounds.lower,
+                bounds.lower_inclusive,
+                None if (bounds.upper, bounds.upper_inclusive) == (as_of, True) else bounds.upper,
+                bounds.upper_inclusive,
+            )
+            if narrower.lower is not None or narrower.upper is not None:
+                own.append(in_bounds(rows[event.timestamp], ts.type(), narrower, zone))
+            if measure.not_returned and not not_returned:
+                assert event.returned is not None
+                own.append(~rows[event.returned].fill_null(False))
+            own.extend(
+                condition
+                for condition, original in zip(measure.where(rows), on_events, strict=True)
+                if not _holds(original, shared)
+            )
+            where = None
+            for condition in own:
+                where = condition if where is None else where & condition
+            metrics[measure.name] = measure.measure(rows, where)
+        return rows.group_by(**{self.join_key: rows[event.customer_key]}).aggregate(**metrics)
+
+
+def _widest_lower(intervals: list[Bounds]) -> tuple[datetime | None, bool]:
+    """The lowest lower bound of the intervals (None: one of them is unbounded below)."""
+    if any(b.lower is None for b in intervals):
+        return None, False
+    lowest = min(b.lower for b in intervals if b.lower is not None)
+    inclusive = any(b.lower_inclusive for b in intervals if b.lower == lowest)
+    return lowest, inclusive
+
+
+def _holds(condition: ir.BooleanValue, conditions: list[ir.BooleanValue]) -> bool:
+    """``condition`` is one of ``conditions`` (the same expression)."""
+    return any(condition.equals(other) for other in conditions)
 
 
 def _children(node: Rules, path: str) -> Iterator[tuple[str, Rules]]:

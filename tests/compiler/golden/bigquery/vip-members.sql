@@ -8,15 +8,15 @@ FROM (
     `t2`.`email_opt_in`,
     `t2`.`signup_at`,
     `t2`.`birth_date`,
-    `t7`.`__act0_k`,
-    `t7`.`__act0_member`,
-    `t9`.`__act1_k`,
-    `t9`.`__act1_decile`
+    `t7`.`__act1_k`,
+    `t7`.`__act2_member`,
+    `t9`.`__act3_k`,
+    `t9`.`__act5_decile`
   FROM `customers` AS `t2`
   LEFT OUTER JOIN (
     SELECT
-      `t4`.`customer_id` AS `__act0_k`,
-      TRUE AS `__act0_member`
+      `t4`.`customer_id` AS `__act1_k`,
+      TRUE AS `__act2_member`
     FROM (
       SELECT DISTINCT
         `t0`.`customer_id`
@@ -32,22 +32,22 @@ FROM (
         AND `t0`.`customer_id` IS NOT NULL
     ) AS `t4`
   ) AS `t7`
-    ON `t2`.`customer_id` = `t7`.`__act0_k`
+    ON `t2`.`customer_id` = `t7`.`__act1_k`
   LEFT OUTER JOIN (
     SELECT
-      `t5`.`__act1_k`,
+      `t5`.`__act3_k`,
       CAST(FLOOR(
         ieee_divide(
           (
-            ROW_NUMBER() OVER (ORDER BY `t5`.`__act1_metric` ASC, `t5`.`__act1_k` ASC) - 1
+            ROW_NUMBER() OVER (ORDER BY `t5`.`__act4_metric` ASC, `t5`.`__act3_k` ASC) - 1
           ) * 10,
           COUNT(*) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
         )
-      ) AS INT64) + 1 AS `__act1_decile`
+      ) AS INT64) + 1 AS `__act5_decile`
     FROM (
       SELECT
-        `t3`.`customer_id` AS `__act1_k`,
-        MAX(`t3`.`ordered_at`) AS `__act1_metric`
+        `t3`.`customer_id` AS `__act3_k`,
+        MAX(`t3`.`ordered_at`) AS `__act4_metric`
       FROM (
         SELECT
           *
@@ -63,14 +63,14 @@ FROM (
         1
     ) AS `t5`
   ) AS `t9`
-    ON `t2`.`customer_id` = `t9`.`__act1_k`
+    ON `t2`.`customer_id` = `t9`.`__act3_k`
 ) AS `t10`
 WHERE
-  `t10`.`__act0_member` IS NOT NULL
+  `t10`.`__act2_member` IS NOT NULL
   AND COALESCE(ENDS_WITH(LOWER(`t10`.`email`), '@example.com'), FALSE)
   AND COALESCE((
-    `t10`.`__act1_decile` >= 9
+    `t10`.`__act5_decile` >= 9
   ) AND (
-    `t10`.`__act1_decile` <= 10
+    `t10`.`__act5_decile` <= 10
   ), FALSE)
   AND `t10`.`customer_id` IS NOT NULL

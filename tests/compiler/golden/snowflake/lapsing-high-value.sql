@@ -1,16 +1,5 @@
-WITH "t5" AS (
-  SELECT
-    *
-  FROM "orders" AS "t1"
-  WHERE
-    "t1"."ordered_at" > TIMESTAMP_FROM_PARTS(2025, 3, 15, 13, 0, 0, 0)
-    AND "t1"."ordered_at" <= TIMESTAMP_FROM_PARTS(2026, 3, 15, 13, 0, 0, 0)
-    AND NOT (
-      COALESCE("t1"."is_returned", FALSE)
-    )
-)
 SELECT DISTINCT
-  "t16"."customer_id"
+  "t10"."customer_id"
 FROM (
   SELECT
     "t2"."customer_id",
@@ -19,97 +8,81 @@ FROM (
     "t2"."email_opt_in",
     "t2"."signup_at",
     "t2"."birth_date",
-    "t12"."__act0_k",
-    "t12"."__act0_value",
-    "t11"."__act1_k",
-    "t11"."__act1_value",
-    "t9"."__act2_k",
-    "t9"."__act2_value",
-    "t15"."__act3_k",
-    "t15"."__act3_decile"
+    "t7"."__act1_k",
+    "t7"."__act2_value",
+    "t7"."__act3_value",
+    "t7"."__act4_value",
+    "t9"."__act5_k",
+    "t9"."__act7_decile"
   FROM "customers" AS "t2"
   LEFT OUTER JOIN (
     SELECT
-      "t6"."customer_id" AS "__act0_k",
-      COUNT(*) AS "__act0_value"
-    FROM "t5" AS "t6"
-    GROUP BY
-      1
-  ) AS "t12"
-    ON "t2"."customer_id" = "t12"."__act0_k"
-  LEFT OUTER JOIN (
-    SELECT
       "t3"."customer_id" AS "__act1_k",
-      SUM("t3"."total") AS "__act1_value"
+      COUNT_IF("t3"."ordered_at" > TIMESTAMP_FROM_PARTS(2025, 3, 15, 13, 0, 0, 0)) AS "__act2_value",
+      SUM(
+        IFF("t3"."ordered_at" < TIMESTAMP_FROM_PARTS(2026, 1, 1, 0, 0, 0, 0), "t3"."total", NULL)
+      ) AS "__act3_value",
+      COUNT_IF("t3"."ordered_at" > TIMESTAMP_FROM_PARTS(2025, 12, 15, 13, 0, 0, 0)) AS "__act4_value"
     FROM (
       SELECT
         *
       FROM "orders" AS "t1"
       WHERE
         "t1"."ordered_at" >= TIMESTAMP_FROM_PARTS(2025, 1, 1, 0, 0, 0, 0)
-        AND "t1"."ordered_at" < TIMESTAMP_FROM_PARTS(2026, 1, 1, 0, 0, 0, 0)
+        AND "t1"."ordered_at" <= TIMESTAMP_FROM_PARTS(2026, 3, 15, 13, 0, 0, 0)
         AND NOT (
           COALESCE("t1"."is_returned", FALSE)
         )
     ) AS "t3"
     GROUP BY
       1
-  ) AS "t11"
-    ON "t2"."customer_id" = "t11"."__act1_k"
+  ) AS "t7"
+    ON "t2"."customer_id" = "t7"."__act1_k"
   LEFT OUTER JOIN (
     SELECT
-      "t4"."customer_id" AS "__act2_k",
-      COUNT(*) AS "__act2_value"
-    FROM (
-      SELECT
-        *
-      FROM "orders" AS "t1"
-      WHERE
-        "t1"."ordered_at" > TIMESTAMP_FROM_PARTS(2025, 12, 15, 13, 0, 0, 0)
-        AND "t1"."ordered_at" <= TIMESTAMP_FROM_PARTS(2026, 3, 15, 13, 0, 0, 0)
-        AND NOT (
-          COALESCE("t1"."is_returned", FALSE)
-        )
-    ) AS "t4"
-    GROUP BY
-      1
-  ) AS "t9"
-    ON "t2"."customer_id" = "t9"."__act2_k"
-  LEFT OUTER JOIN (
-    SELECT
-      "t13"."__act3_k",
+      "t5"."__act5_k",
       CAST(FLOOR(
         (
           (
-            ROW_NUMBER() OVER (ORDER BY "t13"."__act3_metric" ASC, "t13"."__act3_k" ASC) - 1
+            ROW_NUMBER() OVER (ORDER BY "t5"."__act6_metric" ASC, "t5"."__act5_k" ASC) - 1
           ) * 10
         ) / (
           COUNT(*) OVER (ORDER BY NULL ASC ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
         )
-      ) AS BIGINT) + 1 AS "__act3_decile"
+      ) AS BIGINT) + 1 AS "__act7_decile"
     FROM (
       SELECT
-        "t6"."customer_id" AS "__act3_k",
-        SUM("t6"."total") AS "__act3_metric"
-      FROM "t5" AS "t6"
+        "t4"."customer_id" AS "__act5_k",
+        SUM("t4"."total") AS "__act6_metric"
+      FROM (
+        SELECT
+          *
+        FROM "orders" AS "t1"
+        WHERE
+          "t1"."ordered_at" > TIMESTAMP_FROM_PARTS(2025, 3, 15, 13, 0, 0, 0)
+          AND "t1"."ordered_at" <= TIMESTAMP_FROM_PARTS(2026, 3, 15, 13, 0, 0, 0)
+          AND NOT (
+            COALESCE("t1"."is_returned", FALSE)
+          )
+      ) AS "t4"
       GROUP BY
         1
-    ) AS "t13"
-  ) AS "t15"
-    ON "t2"."customer_id" = "t15"."__act3_k"
-) AS "t16"
+    ) AS "t5"
+  ) AS "t9"
+    ON "t2"."customer_id" = "t9"."__act5_k"
+) AS "t10"
 WHERE
-  COALESCE("t16"."loyalty_tier" IN ('gold', 'platinum'), FALSE)
-  AND COALESCE(COALESCE("t16"."__act0_value", 0) >= 3, FALSE)
+  COALESCE("t10"."loyalty_tier" IN ('gold', 'platinum'), FALSE)
+  AND COALESCE(COALESCE("t10"."__act2_value", 0) >= 3, FALSE)
   AND COALESCE(
-    COALESCE("t16"."__act1_value", CAST('0.00' AS DECIMAL(38, 2))) >= CAST('500.00' AS DECIMAL(38, 2)),
+    COALESCE("t10"."__act3_value", CAST('0.00' AS DECIMAL(38, 2))) >= CAST('500.00' AS DECIMAL(38, 2)),
     FALSE
   )
   AND NOT (
-    COALESCE(COALESCE("t16"."__act2_value", 0) >= 1, FALSE)
+    COALESCE(COALESCE("t10"."__act4_value", 0) >= 1, FALSE)
   )
-  AND COALESCE("t16"."__act3_decile" >= 8, FALSE)
+  AND COALESCE("t10"."__act7_decile" >= 8, FALSE)
   AND NOT (
-    COALESCE("t16"."email_opt_in" = FALSE, FALSE)
+    COALESCE("t10"."email_opt_in" = FALSE, FALSE)
   )
-  AND "t16"."customer_id" IS NOT NULL
+  AND "t10"."customer_id" IS NOT NULL
