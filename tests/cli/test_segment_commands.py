@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,27 +11,12 @@ import duckdb
 import pytest
 import sqlglot
 
+from tests.cli.runner import activator, as_json
+
 pytestmark = pytest.mark.e2e
 
 AS_OF = "2026-11-01"
 END_OF_DAY = "TIMESTAMP '2026-11-01 23:59:59.999999'"
-
-
-def activator(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ACTIVATOR_WORKSPACE"}
-    return subprocess.run(
-        [sys.executable, "-m", "activator", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.stdout.strip(), result.stderr
-    return json.loads(result.stdout)  # exactly one document, or this raises
 
 
 @pytest.fixture(scope="module")

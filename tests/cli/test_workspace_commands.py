@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from tests.cli.runner import activator, as_json
 
 pytestmark = pytest.mark.e2e
 
 AS_OF = "2026-11-01"
-
-
-def activator(
-    *args: str, cwd: Path | None = None, workspace_env: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ACTIVATOR_WORKSPACE"}
-    if workspace_env is not None:
-        env["ACTIVATOR_WORKSPACE"] = str(workspace_env)
-    return subprocess.run(
-        [sys.executable, "-m", "activator", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.stdout.strip(), result.stderr
-    return json.loads(result.stdout)  # exactly one document, or this raises
 
 
 @pytest.fixture(scope="module")

@@ -83,6 +83,13 @@ def _fail(out: Output, error: ActivatorError) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _workspace_as_of(root: Path, value: str | None) -> datetime:
+    """``--as-of`` read in the workspace's time zone (a bare date is the end of that day)."""
+    from activator.workspace.loader import load_workspace
+
+    return parse_as_of(value, timezone=load_workspace(root).config.timezone)
+
+
 @app.command()
 def version(json_output: JsonOpt = False) -> None:
     """Show Activator's version."""
@@ -203,7 +210,7 @@ def status(ctx: typer.Context, as_of: AsOfOpt = None, json_output: JsonOpt = Fal
 
     out = Output(json_mode=json_output)
     try:
-        moment = parse_as_of(as_of)
+        moment = _workspace_as_of(ctx.obj.workspace, as_of)
         rows = list_status(ctx.obj.workspace, as_of=moment)
     except ActivatorError as exc:
         raise _fail(out, exc) from None
@@ -237,13 +244,6 @@ app.add_typer(segment_app, name="segment")
 SegmentArg = Annotated[str, typer.Argument(help="The segment's name (its file name).")]
 
 
-def _segment_as_of(root: Path, value: str | None) -> datetime:
-    """``--as-of`` read in the workspace's time zone (a bare date is the end of that day)."""
-    from activator.workspace.loader import load_workspace
-
-    return parse_as_of(value, timezone=load_workspace(root).config.timezone)
-
-
 def _plain(value: Any) -> Any:
     """A sample value as JSON: dates and times in ISO 8601, exact decimals as strings."""
     if isinstance(value, datetime | date):
@@ -271,7 +271,7 @@ def segment_preview(
     out = Output(json_mode=json_output)
     root: Path = ctx.obj.workspace
     try:
-        moment = _segment_as_of(root, as_of)
+        moment = _workspace_as_of(root, as_of)
         with out.progress(f"previewing {name}") as step:
             result = preview(root, name, as_of=moment, limit=limit, progress=step)
     except ActivatorError as exc:
@@ -341,7 +341,7 @@ def segment_sql(
     out = Output(json_mode=json_output)
     root: Path = ctx.obj.workspace
     try:
-        moment = _segment_as_of(root, as_of)
+        moment = _workspace_as_of(root, as_of)
         with out.progress(f"compiling {name}") as step:
             sql = compiled_sql(root, name, dialect=dialect, as_of=moment, progress=step)
     except ActivatorError as exc:
@@ -366,7 +366,7 @@ def segment_why(
     out = Output(json_mode=json_output)
     root: Path = ctx.obj.workspace
     try:
-        moment = _segment_as_of(root, as_of)
+        moment = _workspace_as_of(root, as_of)
         with out.progress(f"explaining {name} for {customer_id}") as step:
             result = why(root, name, customer_id, as_of=moment, progress=step)
     except ActivatorError as exc:
