@@ -24,16 +24,13 @@ from activator.compiler.dates import parse_date_value, parse_window_last
 from activator.compiler.kinds import OPERATORS, family, score_table
 from activator.compiler.sqlseg import output_columns, unknown_functions
 from activator.definitions.common import (
-    AllGroup,
-    AnyGroup,
     AttributeCondition,
     BehaviorCondition,
     Comparison,
-    NotGroup,
     Rules,
     ScoreCondition,
-    SegmentCondition,
     Window,
+    rule_conditions,
 )
 from activator.definitions.config import DataModel
 from activator.definitions.segment import SegmentDefinition
@@ -101,22 +98,14 @@ class _Checker:
     # -- the tree -------------------------------------------------------------------------
 
     def walk(self, node: Rules, path: str) -> None:
-        if isinstance(node, AllGroup):
-            for i, child in enumerate(node.all):
-                self.walk(child, f"{path}.all[{i}]")
-        elif isinstance(node, AnyGroup):
-            for i, child in enumerate(node.any):
-                self.walk(child, f"{path}.any[{i}]")
-        elif isinstance(node, NotGroup):
-            self.walk(node.not_, f"{path}.not")
-        elif isinstance(node, AttributeCondition):
-            self.attribute(node, path)
-        elif isinstance(node, BehaviorCondition):
-            self.behavior(node, path)
-        elif isinstance(node, ScoreCondition):
-            self.score(node, path)
-        elif isinstance(node, SegmentCondition):
-            pass  # references.py checks the name and cycles
+        for leaf_path, leaf in rule_conditions(node, path):
+            if isinstance(leaf, AttributeCondition):
+                self.attribute(leaf, leaf_path)
+            elif isinstance(leaf, BehaviorCondition):
+                self.behavior(leaf, leaf_path)
+            elif isinstance(leaf, ScoreCondition):
+                self.score(leaf, leaf_path)
+            # SegmentCondition: references.py checks the name and cycles.
 
     def attribute(self, node: AttributeCondition, path: str, *, table: str | None = None) -> None:
         owner, column = node.attribute.split(".", 1)

@@ -25,7 +25,7 @@ __all__ = [
     "segment_members",
 ]
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -51,6 +51,7 @@ from activator.definitions.common import (
     Rules,
     ScoreCondition,
     SegmentCondition,
+    rule_children,
 )
 from activator.definitions.config import DataModel, EventTable
 from activator.definitions.segment import SegmentDefinition
@@ -250,7 +251,7 @@ class _Plan:
     # -- tree -------------------------------------------------------------------------------
 
     def _compile(self, node: Rules, path: str) -> None:
-        for child_path, child in _children(node, path):
+        for child_path, child in rule_children(node, path):
             self._compile(child, child_path)
         if not isinstance(node, AllGroup | AnyGroup | NotGroup):
             self.leaves[id(node)] = self._leaf(node, path)
@@ -666,17 +667,6 @@ def _holds(condition: ir.BooleanValue, conditions: list[ir.BooleanValue]) -> boo
     return any(condition.equals(other) for other in conditions)
 
 
-def _children(node: Rules, path: str) -> Iterator[tuple[str, Rules]]:
-    if isinstance(node, AllGroup):
-        for i, child in enumerate(node.all):
-            yield f"{path}.all[{i}]", child
-    elif isinstance(node, AnyGroup):
-        for i, child in enumerate(node.any):
-            yield f"{path}.any[{i}]", child
-    elif isinstance(node, NotGroup):
-        yield f"{path}.not", node.not_
-
-
 def _true(predicate: ir.BooleanValue) -> ir.BooleanValue:
     """Two-valued logic: a condition that is NULL (unknown) is not met."""
     return predicate.fill_null(False)
@@ -1007,7 +997,9 @@ def _explain(
     }
 
     def build(node: Rules, path: str) -> ConditionResult:
-        children = tuple(build(child, child_path) for child_path, child in _children(node, path))
+        children = tuple(
+            build(child, child_path) for child_path, child in rule_children(node, path)
+        )
         text = describe(node, ctx.data_model)
         if isinstance(node, AllGroup):
             return ConditionResult(path, text, all(c.met for c in children), None, children)

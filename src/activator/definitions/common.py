@@ -17,8 +17,12 @@ __all__ = [
     "SecretRef",
     "SegmentCondition",
     "Window",
+    "rule_children",
+    "rule_conditions",
+    "segment_references",
 ]
 
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -253,22 +257,33 @@ AnyGroup.model_rebuild()
 NotGroup.model_rebuild()
 
 
+def rule_children(node: Rules, path: str) -> Iterator[tuple[str, Rules]]:
+    """The direct children of a group, each with its path (``rules.all[0]``); none for a leaf."""
+    if isinstance(node, AllGroup):
+        for i, child in enumerate(node.all):
+            yield f"{path}.all[{i}]", child
+    elif isinstance(node, AnyGroup):
+        for i, child in enumerate(node.any):
+            yield f"{path}.any[{i}]", child
+    elif isinstance(node, NotGroup):
+        yield f"{path}.not", node.not_
+
+
+def rule_conditions(rules: Rules | None, prefix: str) -> Iterator[tuple[str, Condition]]:
+    """Every condition (leaf) of a rule tree, depth first, each with its path under ``prefix``."""
+    if rules is None:
+        return
+    if isinstance(rules, AllGroup | AnyGroup | NotGroup):
+        for path, child in rule_children(rules, prefix):
+            yield from rule_conditions(child, path)
+    else:
+        yield prefix, rules
+
+
 def segment_references(rules: Rules | None, prefix: str) -> list[tuple[str, str]]:
     """Names of segments a rule tree refers to, each with its path (under ``prefix``)."""
-    found: list[tuple[str, str]] = []
-
-    def walk(node: Rules, path: str) -> None:
-        if isinstance(node, SegmentCondition):
-            found.append((node.segment, f"{path}.segment"))
-        elif isinstance(node, AllGroup):
-            for i, child in enumerate(node.all):
-                walk(child, f"{path}.all[{i}]")
-        elif isinstance(node, AnyGroup):
-            for i, child in enumerate(node.any):
-                walk(child, f"{path}.any[{i}]")
-        elif isinstance(node, NotGroup):
-            walk(node.not_, f"{path}.not")
-
-    if rules is not None:
-        walk(rules, prefix)
-    return found
+    return [
+        (node.segment, f"{path}.segment")
+        for path, node in rule_conditions(rules, prefix)
+        if isinstance(node, SegmentCondition)
+    ]

@@ -8,12 +8,10 @@ from collections.abc import Iterator
 
 from activator.definitions.campaign import CampaignDefinition, DestinationUse, SubAudience
 from activator.definitions.common import (
-    AllGroup,
-    AnyGroup,
     AttributeCondition,
     BehaviorCondition,
-    NotGroup,
     Rules,
+    rule_conditions,
     segment_references,
 )
 from activator.definitions.journey import (
@@ -144,8 +142,10 @@ def check_references(ws: Workspace) -> list[Issue]:
 def _table_issues(loaded: LoadedDefinition, tables: set[str], events: set[str]) -> list[Issue]:
     """Attribute and behaviour conditions must name tables of the data model."""
     issues: list[Issue] = []
-
-    def walk(node: Rules | None, path: str) -> None:
+    model = loaded.model
+    assert isinstance(model, SegmentDefinition)
+    leaves = [*rule_conditions(model.rules, "rules"), *rule_conditions(model.exclude, "exclude")]
+    for path, node in leaves:
         if isinstance(node, AttributeCondition):
             table = node.attribute.split(".", 1)[0]
             if table not in tables:
@@ -164,16 +164,4 @@ def _table_issues(loaded: LoadedDefinition, tables: set[str], events: set[str]) 
                     f"(known: {', '.join(sorted(events)) or 'none declared'})",
                 )
             )
-        elif isinstance(node, AllGroup | AnyGroup):
-            children = node.all if isinstance(node, AllGroup) else node.any
-            key = "all" if isinstance(node, AllGroup) else "any"
-            for i, child in enumerate(children):
-                walk(child, f"{path}.{key}[{i}]")
-        elif isinstance(node, NotGroup):
-            walk(node.not_, f"{path}.not")
-
-    model = loaded.model
-    assert isinstance(model, SegmentDefinition)
-    walk(model.rules, "rules")
-    walk(model.exclude, "exclude")
     return issues
