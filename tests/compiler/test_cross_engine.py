@@ -9,7 +9,6 @@ are also checked against the hand-worked answers.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,11 @@ import pytest
 from activator.compiler import CompileContext, explain_customer, segment_members
 from activator.definitions.config import (
     DuckDBEngineConfig,
-    PostgresEngineConfig,
-    SparkEngineConfig,
 )
 from activator.engines.base import Engine
-from activator.engines.registry import open_engine
 from tests.compiler import shop
 from tests.compiler.conftest import ids
+from tests.fixtures.engines import ENGINE_KINDS, empty_engine
 
 LAST_90 = {"last": "90d"}
 
@@ -125,41 +122,13 @@ def _load(engine: Engine, session: Any = None) -> None:
         )
 
 
-@pytest.fixture(
-    params=[
-        "duckdb",
-        pytest.param("spark", marks=pytest.mark.spark),
-        pytest.param("postgres", marks=pytest.mark.postgres),
-    ]
-)
+@pytest.fixture(params=ENGINE_KINDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An engine of each kind holding the shop."""
-    session: Any = None
-    if request.param == "duckdb":
-        opened = open_engine(
-            DuckDBEngineConfig(path="shop.duckdb", threads=2),
-            workspace_root=tmp_path,
-            dataplane_schema="activator",
-        )
-    elif request.param == "spark":
-        from activator.engines.spark import SparkEngine
-
-        session = request.getfixturevalue("spark_session")
-        database = f"shop_{uuid.uuid4().hex[:8]}"
-        session.sql(f"CREATE DATABASE {database}")
-        opened = SparkEngine(
-            SparkEngineConfig(type="spark", master="local[2]", database=database),
-            workspace_root=tmp_path,
-            dataplane_schema=f"plane_{uuid.uuid4().hex[:8]}",
-            session=session,
-        )
-    else:
-        url = request.getfixturevalue("postgres_url")
-        opened = open_engine(
-            PostgresEngineConfig(type="postgres", url=url),
-            workspace_root=tmp_path,
-            dataplane_schema="activator",
-        )
+    opened = empty_engine(
+        request.param, request, tmp_path, duckdb=DuckDBEngineConfig(path="shop.duckdb", threads=2)
+    )
+    session: Any = request.getfixturevalue("spark_session") if request.param == "spark" else None
     with opened:
         _load(opened, session)
         yield opened

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from activator.definitions.config import (
     DuckDBEngineConfig,
-    PostgresEngineConfig,
-    SparkEngineConfig,
 )
 from activator.engines.base import Engine
 from activator.engines.duckdb import DuckDBEngine
 from activator.engines.registry import open_engine
+from tests.fixtures.engines import ENGINE_KINDS, empty_engine
 
 
 def customers_table() -> pa.Table:
@@ -73,37 +70,12 @@ def _duckdb(tmp_path: Path) -> Engine:
     )
 
 
-@pytest.fixture(
-    params=[
-        "duckdb",
-        pytest.param("spark", marks=pytest.mark.spark),
-        pytest.param("postgres", marks=pytest.mark.postgres),
-    ]
-)
+@pytest.fixture(params=ENGINE_KINDS)
 def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An engine of each kind, empty, with its data-plane schema not yet created."""
-    engine: Engine
-    if request.param == "duckdb":
-        engine = _duckdb(tmp_path)
-    elif request.param == "spark":
-        from activator.engines.spark import SparkEngine
-
-        session: Any = request.getfixturevalue("spark_session")
-        database = f"cust_{uuid.uuid4().hex[:8]}"
-        session.sql(f"CREATE DATABASE {database}")
-        engine = SparkEngine(
-            SparkEngineConfig(type="spark", master="local[2]", database=database),
-            workspace_root=tmp_path,
-            dataplane_schema=f"plane_{uuid.uuid4().hex[:8]}",
-            session=session,
-        )
-    else:
-        url = request.getfixturevalue("postgres_url")
-        engine = open_engine(
-            PostgresEngineConfig(type="postgres", url=url),
-            workspace_root=tmp_path,
-            dataplane_schema="activator",
-        )
+    engine = empty_engine(
+        request.param, request, tmp_path, duckdb=DuckDBEngineConfig(path="data/retail.duckdb")
+    )
     with engine:
         yield engine
 
