@@ -177,3 +177,12 @@ def test_validate_without_engine_still_checks_segment_shapes(shop_workspace: Pat
         ("segments/backwards.yml", "rules.window.between"),
         ("segments/no-id.yml", "sql"),
     ]
+
+
+def test_a_paused_activation_has_no_next_run(workspace: Path) -> None:
+    apply_workspace(workspace)
+    feed = workspace / "orchestrations" / "feed.yml"
+    feed.write_text(feed.read_text().replace("status: active", "status: paused"))
+    apply_workspace(workspace)
+    (row,) = status(workspace, as_of=datetime(2026, 3, 1, 12, tzinfo=UTC))
+    assert (row.status, row.version, row.next_run) == ("paused", 2, None)

@@ -115,3 +115,13 @@ def test_timestamps_come_back_aware_utc(store: MetadataStore, clock: FixedClock)
     assert stored is not None
     assert stored.updated_at.tzinfo is UTC
     assert stored.updated_at == datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+
+
+def test_status_follows_the_applied_definition(store: MetadataStore) -> None:
+    campaign = DefinitionInput("campaign", "spring", {"status": "active"}, "c.yml", "active")
+    store.apply([campaign])
+    paused = DefinitionInput("campaign", "spring", {"status": "paused"}, "c.yml", "paused")
+    assert store.apply([paused]) == [ApplyResult("campaign", "spring", 2, "updated")]
+    stored = store.get("campaign", "spring")
+    assert stored is not None
+    assert (stored.version, stored.status) == (2, "paused")

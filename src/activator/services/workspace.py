@@ -276,7 +276,14 @@ def apply_workspace(
     report = validate_workspace(root, check_engine=check_engine, progress=progress)
     ws = report.workspace
     items = [
-        DefinitionInput(kind=d.kind, name=d.name, spec=d.spec(), source=d.file)
+        DefinitionInput(
+            kind=d.kind,
+            name=d.name,
+            spec=d.spec(),
+            source=d.file,
+            # Segments and destinations have no status of their own: they are usable once applied.
+            status=str(getattr(d.model, "status", "active")),
+        )
         for d in ws.definitions
     ]
     if progress:
@@ -337,16 +344,15 @@ def status(root: Path, *, as_of: datetime) -> list[ActivationStatus]:
         for stored in store.current():
             if stored.kind not in ACTIVATION_KINDS:
                 continue
-            state = str(stored.spec.get("status", stored.status))
             upcoming = None
-            if state in _SCHEDULED_STATUSES:
+            if stored.status in _SCHEDULED_STATUSES:
                 schedule = _SCHEDULE.validate_python(stored.spec.get("schedule"))
                 upcoming = next_run(schedule, after=as_of, timezone=ws.config.timezone)
             rows.append(
                 ActivationStatus(
                     type=stored.kind,
                     name=stored.name,
-                    status=state,
+                    status=stored.status,
                     version=stored.version,
                     last_run=store.last_run(stored.kind, stored.name),
                     next_run=upcoming,

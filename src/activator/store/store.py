@@ -75,12 +75,15 @@ class DefinitionInput:
         name: unique within its kind.
         spec: the validated definition as JSON-compatible data (``model_dump(mode="json")``).
         source: the file it came from (relative to the workspace), or ``api``.
+        status: the definition's status as applied (``draft``, ``active``, ...); the
+            definition row takes it when the definition is created or changes.
     """
 
     kind: str
     name: str
     spec: Mapping[str, Any]
     source: str
+    status: str = "draft"
 
 
 @dataclass(frozen=True)
@@ -341,7 +344,7 @@ class MetadataStore:
                 kind=item.kind,
                 name=item.name,
                 current_version=1,
-                status="draft",
+                status=item.status,
                 created_at=now,
                 updated_at=now,
             )
@@ -377,6 +380,7 @@ class MetadataStore:
             )
         )
         definition.current_version = version
+        definition.status = item.status
         definition.updated_at = now
         return ApplyResult(item.kind, item.name, version, "updated")
 
