@@ -9,6 +9,8 @@ BIN    := $(VENV)/bin
 # requirements.lock pins every package (all extras and dev tools) to versions known to work
 # together; installs use it as constraints so each target installs only what it needs.
 LOCK   := requirements.lock
+# Every extra the tests exercise: engines, file stores, PGP.
+EXTRAS := dev,postgres,spark,s3,gcs,azure,sftp,pgp
 DEMO_DIR ?= demo
 DEMO_CUSTOMERS ?= 20000
 # One as-of date for the data and the previews, so segment counts are those of the data's day.
@@ -24,7 +26,7 @@ $(VENV)/.base: pyproject.toml $(LOCK)
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.base
-	$(PIP) install -q -c $(LOCK) -e '.[dev,postgres,spark]'
+	$(PIP) install -q -c $(LOCK) -e '.[$(EXTRAS)]'
 	touch $@
 
 demo: $(VENV)/.base
