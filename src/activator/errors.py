@@ -122,4 +122,25 @@ class StoreError(ActivatorError):
 
 
 class DestinationError(ActivatorError):
-    """A destination refused or failed a delivery."""
+    """A destination refused or failed a delivery.
+
+    Attributes:
+        attribution: ``configuration`` when the user must fix something (a wrong bucket, a
+            refused credential, a missing table: fix, then restart the run); ``platform`` when
+            the destination failed transiently (timeouts, 5xx, 429: retried, then resumable).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        attribution: Literal["configuration", "platform"] = "platform",
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.attribution = attribution
+
+    @property
+    def retryable(self) -> bool:
+        """Whether retrying the same request later can succeed."""
+        return self.attribution == "platform"
