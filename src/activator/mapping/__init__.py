@@ -1,0 +1,1 @@
+"""Attribute mapping: source columns → destination fields, transformed over Arrow arrays."""
