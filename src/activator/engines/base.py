@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Self
 
 import ibis
 import ibis.expr.types as ir
-import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow as pa
 import sqlglot.expressions as sge
 from ibis.backends import BaseBackend
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ibis.expr.types as ir
-import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow as pa
 from ibis.backends import BaseBackend
 
 from activator.definitions.config import SparkEngineConfig
