@@ -1,0 +1,119 @@
+"""Running one deliver task: settle what a crash left open, stream the rest, publish.
+
+The loop is the same for every connector and every ledger (the metadata store's, or a
+memory one in tests). See :mod:`activator.destinations.base` for the unit protocol.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PUBLISH", "Ledger", "Mapper", "Source", "TaskResult", "deliver_task"]
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from activator.destinations.base import SEQ_COLUMN, Connector, DeliveryContext, Unit, UnitLog
+
+Source = Callable[[int, int], Iterator[pa.RecordBatch]]
+"""``source(start_row, batch_rows)``: the rows to send from source row ``start_row`` on, in
+``_seq`` order, as batches of ``batch_rows`` source rows; each batch carries ``_seq``."""
+
+Mapper = Callable[[pa.RecordBatch], pa.RecordBatch]
+"""Turns a source batch (``_seq`` removed) into the destination's rows (the attribute
+mapping). Counting shrink and expansion is the mapper's business."""
+
+PUBLISH = -1
+"""The unit index of a task's publish step in the ledger."""
+
+
+class Ledger(UnitLog, Protocol):
+    """A :class:`UnitLog` that can also say what an earlier attempt of the task recorded."""
+
+    def units(self) -> list[Unit]:
+        """Units of this task recorded *delivered*, in index order."""
+
+    def pending(self) -> list[Unit]:
+        """Units of this task left *sending* by an interrupted attempt."""
+
+    def settled(self, unit: Unit) -> None:
+        """Forget a *sending* unit that never reached the destination (it is resent)."""
+
+
+@dataclass
+class TaskResult:
+    """What a deliver task did: units delivered, rows, rejects, the publish summary."""
+
+    units: list[Unit] = field(default_factory=list)
+    rows: int = 0
+    rejected: int = 0
+    resumed_from: int = 0
+    published: dict[str, Any] = field(default_factory=dict)
+
+
+def deliver_task(
+    connector: Connector,
+    context: DeliveryContext,
+    ledger: Ledger,
+    source: Source,
+    mapper: Mapper | None = None,
+) -> TaskResult:
+    """Deliver one task, resuming after whatever an earlier attempt completed.
+
+    1. Units left *sending* are settled by the destination: arrived → delivered; not →
+       forgotten and resent.
+    2. Streaming restarts at the end of the last delivered unit (units cover whole batches of
+       contiguous source rows, so nothing is skipped or repeated).
+    3. When every row is delivered, the delivery is published (idempotent).
+    """
+    delivery = connector.open(context, ledger)
+    try:
+        for unit in ledger.pending():
+            if unit.index == PUBLISH:
+                ledger.settled(unit)  # a publish in flight: publishing again is idempotent
+                continue
+            if not delivery.settle(unit):
+                ledger.settled(unit)
+                ledger.event("unit resent after an interruption", unit=unit.unit_id)
+        delivered = sorted(ledger.units(), key=lambda u: u.index)
+        start = max((u.end_row for u in delivered if u.index >= 0), default=0)
+        if start:
+            ledger.event("resuming", from_row=start, units_done=len(delivered))
+        for batch in source(start, delivery.batch_rows):
+            if batch.num_rows == 0:
+                continue
+            seq = batch.column(SEQ_COLUMN)
+            first, end = int(seq[0].as_py()), int(seq[-1].as_py()) + 1
+            if first != start:
+                raise RuntimeError(f"source rows out of order: expected {start}, got {first}")
+            rows = batch.drop_columns([SEQ_COLUMN])
+            delivery.write(mapper(rows) if mapper is not None else rows, first, end)
+            start = end
+        delivery.flush()
+        units = sorted(ledger.units(), key=lambda u: u.index)
+        parts = [u for u in units if u.index >= 0]
+        done = next((u for u in units if u.index == PUBLISH), None)
+        if done is not None:
+            published = dict(done.detail)
+        else:
+            step = Unit(PUBLISH, context.unit_id(PUBLISH), 0, start)
+            ledger.sending(step)
+            published = delivery.publish(parts)
+            step.rows = sum(u.rows for u in parts)
+            step.detail = published
+            ledger.delivered(step)
+    except Exception:
+        # Only on errors: a crash (or a simulated one in tests) leaves temporary state as a
+        # kill -9 would, and the resume must cope with it.
+        delivery.abort()
+        raise
+    finally:
+        delivery.close()
+    return TaskResult(
+        units=parts,
+        rows=sum(u.rows for u in parts),
+        rejected=sum(u.rejected for u in parts),
+        resumed_from=min((u.first_row for u in parts), default=0),
+        published=published,
+    )
