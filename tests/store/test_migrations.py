@@ -15,7 +15,16 @@ from activator.store.migrate import alembic_config, head_revision
 from activator.store.models import Base
 from activator.store.store import DefinitionInput, MetadataStore
 
-TABLES = {"alembic_version", "definitions", "definition_versions", "runs"}
+TABLES = {
+    "alembic_version",
+    "definitions",
+    "definition_versions",
+    "runs",
+    "run_tasks",
+    "ledger_units",
+    "rejected_records",
+    "run_events",
+}
 
 
 def test_first_open_migrates_to_head(store: MetadataStore) -> None:

@@ -5,12 +5,24 @@ from __future__ import annotations
 __all__ = [
     "ApplyResult",
     "DefinitionInput",
+    "EventRecord",
+    "LedgerEntry",
     "MetadataStore",
+    "RejectedRecord",
+    "RunClaimedError",
     "RunSlotTakenError",
     "RunSummary",
     "StoredDefinition",
+    "TaskSummary",
 ]
 
+from activator.store.runlog import (
+    EventRecord,
+    LedgerEntry,
+    RejectedRecord,
+    RunClaimedError,
+    TaskSummary,
+)
 from activator.store.store import (
     ApplyResult,
     DefinitionInput,

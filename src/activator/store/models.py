@@ -11,7 +11,11 @@ __all__ = [
     "DefinitionRow",
     "DefinitionVersionRow",
     "JSONDocument",
+    "LedgerUnitRow",
+    "RejectedRecordRow",
+    "RunEventRow",
     "RunRow",
+    "RunTaskRow",
     "UTCDateTime",
 ]
 
@@ -20,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -158,3 +163,86 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_kind: Mapped[str | None] = mapped_column(String(16))
     is_test: Mapped[bool] = mapped_column(Boolean)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    """Who is executing the run (``host:pid``); a run is claimed by taking the lease."""
+    lease_expires: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """The lease lapses at this time unless renewed: a crashed owner stops renewing it."""
+
+
+class RunTaskRow(Base):
+    """One task of a run: ``evaluate`` (the rows to send) or ``deliver:<destination>``."""
+
+    __tablename__ = "run_tasks"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+    task: Mapped[str] = mapped_column(String(200), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    destination: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    error: Mapped[str | None] = mapped_column(Text)
+    error_kind: Mapped[str | None] = mapped_column(String(16))
+
+
+class LedgerUnitRow(Base):
+    """One unit of delivery (a file part, a request, a staged load) and its state.
+
+    ``(run_id, task, idx)`` is the unit's deterministic identity; ``state`` is ``sending``
+    (recorded before the destination could see it) or ``delivered`` (confirmed).
+    """
+
+    __tablename__ = "ledger_units"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+    task: Mapped[str] = mapped_column(String(200), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    unit_id: Mapped[str] = mapped_column(String(300))
+    state: Mapped[str] = mapped_column(String(16))
+    first_row: Mapped[int] = mapped_column(BigInteger)
+    end_row: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    rejected: Mapped[int] = mapped_column(BigInteger)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RejectedRecordRow(Base):
+    """A record a destination refused, with the reason; retried by a later run."""
+
+    __tablename__ = "rejected_records"
+    __table_args__ = (
+        Index("ix_rejected_records_activation", "activation_kind", "activation", "destination"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(200))
+    unit_id: Mapped[str] = mapped_column(String(300))
+    activation_kind: Mapped[str] = mapped_column(String(32))
+    activation: Mapped[str] = mapped_column(String(128))
+    destination: Mapped[str] = mapped_column(String(128))
+    record: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retried_run_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class RunEventRow(Base):
+    """One line of a run's event log."""
+
+    __tablename__ = "run_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    level: Mapped[str] = mapped_column(String(8))
+    task: Mapped[str | None] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONDocument)

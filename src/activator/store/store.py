@@ -43,6 +43,7 @@ from activator.clock import wall_clock
 from activator.errors import MissingExtraError, StoreError
 from activator.store.migrate import current_revision, upgrade
 from activator.store.models import DefinitionRow, DefinitionVersionRow, RunRow
+from activator.store.runlog import RunLogMixin
 
 DEFINITION_KINDS = ("segment", "destination", "campaign", "journey", "orchestration", "group")
 """Kinds of definition the store holds."""
@@ -194,7 +195,7 @@ def content_hash(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(spec).encode("utf-8")).hexdigest()
 
 
-class MetadataStore:
+class MetadataStore(RunLogMixin):
     """Definitions, their versions, and run history, in SQLite or PostgreSQL.
 
     Open it with :meth:`open`; use it as a context manager or call :meth:`close`.
@@ -529,6 +530,8 @@ class MetadataStore:
             row.counts = dict(counts or {})
             row.error = error
             row.error_kind = error_kind
+            row.lease_owner = None
+            row.lease_expires = None
             session.flush()
             return _summary(row)
 

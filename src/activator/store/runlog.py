@@ -1,0 +1,426 @@
+"""What a run leaves in the metadata store while it works: tasks, ledger units, rejected
+records, events, and the lease that says who is executing it.
+
+Mixed into :class:`activator.store.store.MetadataStore`; the runtime's ledger is written on
+these methods. Every write is its own short transaction: a ``kill -9`` loses at most the step
+in flight, which the delivery protocol settles on resume.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EventRecord",
+    "LedgerEntry",
+    "RejectedRecord",
+    "RunClaimedError",
+    "RunLogMixin",
+    "TaskSummary",
+]
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from activator.errors import StoreError
+from activator.store.models import (
+    LedgerUnitRow,
+    RejectedRecordRow,
+    RunEventRow,
+    RunRow,
+    RunTaskRow,
+)
+
+TASK_STATUSES = ("queued", "running", "succeeded", "warning", "failed", "canceled")
+
+
+class RunClaimedError(StoreError):
+    """Another process holds the run's lease: it is (or was very recently) executing it."""
+
+    bad_input = False
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """One task of a run as recorded."""
+
+    task: str
+    position: int
+    destination: str | None
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    counts: dict[str, Any]
+    detail: dict[str, Any]
+    error: str | None
+    error_kind: str | None
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One ledger unit as recorded (see ``activator.destinations.base.Unit``)."""
+
+    idx: int
+    unit_id: str
+    state: str
+    first_row: int
+    end_row: int
+    rows: int
+    rejected: int
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """A refused record and why."""
+
+    id: int
+    run_id: str
+    task: str
+    unit_id: str
+    destination: str
+    record: dict[str, Any]
+    reason: str
+    retried_run_id: str | None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One line of a run's event log."""
+
+    id: int
+    at: datetime
+    level: str
+    task: str | None
+    message: str
+    fields: dict[str, Any]
+
+
+class RunLogMixin:
+    """Run tasks, the ledger, rejected records, events and leases (see the module doc)."""
+
+    _clock: Callable[[], datetime]
+    _reads: sessionmaker[Session]
+    _writes: sessionmaker[Session]
+
+    def _guard(self, action: str) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    # -- leases ------------------------------------------------------------------------------
+
+    def claim_run(self, run_id: str, owner: str, ttl: timedelta) -> None:
+        """Take the run's lease and mark it running (starting it if queued).
+
+        A run can be claimed when it is queued, or running or failed with no live lease
+        (its owner crashed, or it failed and is resumed).
+
+        Raises:
+            RunClaimedError: another owner's lease has not lapsed.
+            StoreError: no such run, or it already succeeded or was canceled.
+        """
+        now = self._clock()
+        with self._guard("claiming a run"), self._writes() as session, session.begin():
+            row = session.get(RunRow, run_id, with_for_update=True)
+            if row is None:
+                raise StoreError(f"no run {run_id} in the metadata store")
+            if row.status in ("succeeded", "warning", "canceled"):
+                raise StoreError(f"run {run_id} has already finished ({row.status})")
+            live = row.lease_expires is not None and row.lease_expires > now
+            if live and row.lease_owner != owner:
+                raise RunClaimedError(
+                    f"run {run_id} is being executed by {row.lease_owner} "
+                    f"(lease until {row.lease_expires.isoformat() if row.lease_expires else '?'})",
+                    hint="wait for it to finish, or for the lease to lapse if that process died",
+                )
+            row.lease_owner = owner
+            row.lease_expires = now + ttl
+            row.status = "running"
+            row.started_at = row.started_at or now
+            row.finished_at = None
+            row.error = None
+            row.error_kind = None
+
+    def renew_lease(self, run_id: str, owner: str, ttl: timedelta) -> None:
+        """Extend the lease; raises RunClaimedError when someone else took it."""
+        now = self._clock()
+        with self._guard("renewing a run lease"), self._writes() as session, session.begin():
+            done = session.execute(
+                update(RunRow)
+                .where(RunRow.run_id == run_id, RunRow.lease_owner == owner)
+                .values(lease_expires=now + ttl)
+            )
+            if getattr(done, "rowcount", 1) == 0:
+                raise RunClaimedError(f"run {run_id}: the lease was lost to another process")
+
+    def release_run(self, run_id: str, owner: str) -> None:
+        """Drop the lease (the run ended, or this process stops working on it)."""
+        with self._guard("releasing a run lease"), self._writes() as session, session.begin():
+            session.execute(
+                update(RunRow)
+                .where(RunRow.run_id == run_id, RunRow.lease_owner == owner)
+                .values(lease_owner=None, lease_expires=None)
+            )
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def ensure_task(
+        self, run_id: str, task: str, *, position: int, destination: str | None = None
+    ) -> TaskSummary:
+        """The task's record, created queued when missing."""
+        with self._guard("recording a task"), self._writes() as session, session.begin():
+            row = session.get(RunTaskRow, (run_id, task))
+            if row is None:
+                row = RunTaskRow(
+                    run_id=run_id,
+                    task=task,
+                    position=position,
+                    destination=destination,
+                    status="queued",
+                    counts={},
+                    detail={},
+                )
+                session.add(row)
+                session.flush()
+            return _task(row)
+
+    def update_task(
+        self,
+        run_id: str,
+        task: str,
+        *,
+        status: str,
+        counts: Mapping[str, Any] | None = None,
+        detail: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        error_kind: str | None = None,
+    ) -> None:
+        """Record a task's progress or end (timestamps follow the status)."""
+        if status not in TASK_STATUSES:
+            raise StoreError(f"task {task}: unknown status {status!r}")
+        now = self._clock()
+        with self._guard("recording a task"), self._writes() as session, session.begin():
+            row = session.get(RunTaskRow, (run_id, task))
+            if row is None:
+                raise StoreError(f"run {run_id} has no task {task!r}")
+            row.status = status
+            if status == "running":
+                row.started_at = row.started_at or now
+                row.finished_at = None
+            elif status != "queued":
+                row.finished_at = now
+            if counts is not None:
+                row.counts = dict(counts)
+            if detail is not None:
+                row.detail = dict(detail)
+            row.error = error
+            row.error_kind = error_kind
+
+    def tasks(self, run_id: str) -> list[TaskSummary]:
+        """A run's tasks in order."""
+        query = select(RunTaskRow).where(RunTaskRow.run_id == run_id)
+        with self._guard("reading tasks"), self._reads() as session:
+            rows = session.scalars(query.order_by(RunTaskRow.position, RunTaskRow.task))
+            return [_task(row) for row in rows]
+
+    # -- the ledger --------------------------------------------------------------------------
+
+    def ledger(self, run_id: str, task: str) -> list[LedgerEntry]:
+        """The task's units in index order."""
+        query = select(LedgerUnitRow).where(
+            LedgerUnitRow.run_id == run_id, LedgerUnitRow.task == task
+        )
+        with self._guard("reading the ledger"), self._reads() as session:
+            return [_entry(row) for row in session.scalars(query.order_by(LedgerUnitRow.idx))]
+
+    def record_unit(self, run_id: str, task: str, entry: LedgerEntry) -> None:
+        """Write a unit's state (insert or replace)."""
+        now = self._clock()
+        with self._guard("writing the ledger"), self._writes() as session, session.begin():
+            row = session.get(LedgerUnitRow, (run_id, task, entry.idx))
+            if row is None:
+                row = LedgerUnitRow(run_id=run_id, task=task, idx=entry.idx)
+                session.add(row)
+            row.unit_id = entry.unit_id
+            row.state = entry.state
+            row.first_row = entry.first_row
+            row.end_row = entry.end_row
+            row.rows = entry.rows
+            row.rejected = entry.rejected
+            row.detail = dict(entry.detail)
+            row.updated_at = now
+
+    def forget_unit(self, run_id: str, task: str, idx: int) -> None:
+        """Remove a *sending* unit that never reached the destination."""
+        with self._guard("writing the ledger"), self._writes() as session, session.begin():
+            session.execute(
+                delete(LedgerUnitRow).where(
+                    LedgerUnitRow.run_id == run_id,
+                    LedgerUnitRow.task == task,
+                    LedgerUnitRow.idx == idx,
+                    LedgerUnitRow.state == "sending",
+                )
+            )
+
+    # -- rejected records --------------------------------------------------------------------
+
+    def add_rejected(
+        self,
+        run_id: str,
+        task: str,
+        unit_id: str,
+        *,
+        activation_kind: str,
+        activation: str,
+        destination: str,
+        records: Sequence[Mapping[str, Any]],
+        reasons: Sequence[str],
+    ) -> None:
+        """Keep refused records with their reasons (replacing those of the same unit, so a
+        resumed unit does not record them twice)."""
+        now = self._clock()
+        rows = [
+            RejectedRecordRow(
+                run_id=run_id,
+                task=task,
+                unit_id=unit_id,
+                activation_kind=activation_kind,
+                activation=activation,
+                destination=destination,
+                record=dict(record),
+                reason=reason,
+                created_at=now,
+            )
+            for record, reason in zip(records, reasons, strict=True)
+        ]
+        stale = delete(RejectedRecordRow).where(
+            RejectedRecordRow.run_id == run_id, RejectedRecordRow.unit_id == unit_id
+        )
+        with self._guard("recording rejected records"), self._writes() as session, session.begin():
+            session.execute(stale)
+            session.add_all(rows)
+
+    def rejected_records(
+        self,
+        *,
+        run_id: str | None = None,
+        activation: tuple[str, str, str] | None = None,
+        pending_only: bool = False,
+        limit: int | None = None,
+    ) -> list[RejectedRecord]:
+        """Rejected records of a run, or of an (activation kind, name, destination)."""
+        query = select(RejectedRecordRow)
+        if run_id is not None:
+            query = query.where(RejectedRecordRow.run_id == run_id)
+        if activation is not None:
+            kind, name, destination = activation
+            query = query.where(
+                RejectedRecordRow.activation_kind == kind,
+                RejectedRecordRow.activation == name,
+                RejectedRecordRow.destination == destination,
+            )
+        if pending_only:
+            query = query.where(RejectedRecordRow.retried_run_id.is_(None))
+        query = query.order_by(RejectedRecordRow.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._guard("reading rejected records"), self._reads() as session:
+            return [_rejected(row) for row in session.scalars(query)]
+
+    def mark_retried(self, ids: Sequence[int], run_id: str) -> None:
+        """Record that a later run resent these rejected records."""
+        with self._guard("recording retries"), self._writes() as session, session.begin():
+            session.execute(
+                update(RejectedRecordRow)
+                .where(RejectedRecordRow.id.in_(list(ids)))
+                .values(retried_run_id=run_id)
+            )
+
+    # -- events ------------------------------------------------------------------------------
+
+    def add_event(
+        self,
+        run_id: str,
+        message: str,
+        *,
+        level: str = "info",
+        task: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append a line to the run's event log."""
+        with self._guard("recording an event"), self._writes() as session, session.begin():
+            session.add(
+                RunEventRow(
+                    run_id=run_id,
+                    at=self._clock(),
+                    level=level,
+                    task=task,
+                    message=message,
+                    fields=dict(fields or {}),
+                )
+            )
+
+    def events(self, run_id: str, *, after: int = 0) -> list[EventRecord]:
+        """The run's events with an id greater than ``after``, in order."""
+        query = (
+            select(RunEventRow)
+            .where(RunEventRow.run_id == run_id, RunEventRow.id > after)
+            .order_by(RunEventRow.id)
+        )
+        with self._guard("reading events"), self._reads() as session:
+            return [_event(row) for row in session.scalars(query)]
+
+
+def _task(row: RunTaskRow) -> TaskSummary:
+    return TaskSummary(
+        task=row.task,
+        position=row.position,
+        destination=row.destination,
+        status=row.status,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        counts=dict(row.counts),
+        detail=dict(row.detail),
+        error=row.error,
+        error_kind=row.error_kind,
+    )
+
+
+def _entry(row: LedgerUnitRow) -> LedgerEntry:
+    return LedgerEntry(
+        idx=row.idx,
+        unit_id=row.unit_id,
+        state=row.state,
+        first_row=row.first_row,
+        end_row=row.end_row,
+        rows=row.rows,
+        rejected=row.rejected,
+        detail=dict(row.detail),
+    )
+
+
+def _rejected(row: RejectedRecordRow) -> RejectedRecord:
+    return RejectedRecord(
+        id=row.id,
+        run_id=row.run_id,
+        task=row.task,
+        unit_id=row.unit_id,
+        destination=row.destination,
+        record=dict(row.record),
+        reason=row.reason,
+        retried_run_id=row.retried_run_id,
+    )
+
+
+def _event(row: RunEventRow) -> EventRecord:
+    return EventRecord(
+        id=row.id,
+        at=row.at,
+        level=row.level,
+        task=row.task,
+        message=row.message,
+        fields=dict(row.fields),
+    )
