@@ -49,6 +49,7 @@ class TaskResult:
     rows: int = 0
     rejected: int = 0
     resumed_from: int = 0
+    """The source row this attempt started streaming at (0 unless it resumed)."""
     published: dict[str, Any] = field(default_factory=dict)
 
 
@@ -77,7 +78,7 @@ def deliver_task(
                 ledger.settled(unit)
                 ledger.event("unit resent after an interruption", unit=unit.unit_id)
         delivered = sorted(ledger.units(), key=lambda u: u.index)
-        start = max((u.end_row for u in delivered if u.index >= 0), default=0)
+        start = resumed_from = max((u.end_row for u in delivered if u.index >= 0), default=0)
         if start:
             ledger.event("resuming", from_row=start, units_done=len(delivered))
         for batch in source(start, delivery.batch_rows):
@@ -114,6 +115,6 @@ def deliver_task(
         units=parts,
         rows=sum(u.rows for u in parts),
         rejected=sum(u.rejected for u in parts),
-        resumed_from=min((u.first_row for u in parts), default=0),
+        resumed_from=resumed_from,
         published=published,
     )

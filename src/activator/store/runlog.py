@@ -112,11 +112,14 @@ class RunLogMixin:
 
     # -- leases ------------------------------------------------------------------------------
 
-    def claim_run(self, run_id: str, owner: str, ttl: timedelta) -> None:
+    def claim_run(
+        self, run_id: str, owner: str, ttl: timedelta, *, steal_from: str | None = None
+    ) -> None:
         """Take the run's lease and mark it running (starting it if queued).
 
         A run can be claimed when it is queued, or running or failed with no live lease
-        (its owner crashed, or it failed and is resumed).
+        (its owner crashed, or it failed and is resumed). ``steal_from`` takes a live lease
+        from that owner, for a caller that knows it is dead (a vanished process of this host).
 
         Raises:
             RunClaimedError: another owner's lease has not lapsed.
@@ -130,7 +133,7 @@ class RunLogMixin:
             if row.status in ("succeeded", "warning", "canceled"):
                 raise StoreError(f"run {run_id} has already finished ({row.status})")
             live = row.lease_expires is not None and row.lease_expires > now
-            if live and row.lease_owner != owner:
+            if live and row.lease_owner not in (owner, steal_from):
                 raise RunClaimedError(
                     f"run {run_id} is being executed by {row.lease_owner} "
                     f"(lease until {row.lease_expires.isoformat() if row.lease_expires else '?'})",

@@ -149,6 +149,7 @@ class RunSummary:
         error: what went wrong, for failed runs.
         error_kind: ``configuration`` or ``platform``, for failed runs.
         is_test: True for test runs (a sample sent to a test destination).
+        lease_owner: the process executing it (``host:pid``), while one does.
     """
 
     run_id: str
@@ -166,6 +167,7 @@ class RunSummary:
     error: str | None
     error_kind: str | None
     is_test: bool
+    lease_owner: str | None = None
 
 
 class RunSlotTakenError(StoreError):
@@ -622,6 +624,7 @@ def _summary(row: RunRow) -> RunSummary:
         error=row.error,
         error_kind=row.error_kind,
         is_test=row.is_test,
+        lease_owner=row.lease_owner,
     )
 
 

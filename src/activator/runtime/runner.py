@@ -1,0 +1,371 @@
+"""Executing a run: evaluate the rows to send once, then deliver them to each destination.
+
+A run is a list of tasks recorded in the metadata store:
+
+* ``evaluate`` computes the rows to send in the engine and freezes them in a data-plane table
+  (``run_<id>``) with a gapless sequence number ``_seq``. Every deliver task, and every resume,
+  reads that snapshot, so a resumed run rebuilds exactly the same batches.
+* ``deliver:<destination>`` streams the snapshot in ``_seq`` order as Arrow record batches,
+  through the attribute mapping, into the destination's connector, with the ledger recording
+  each unit (:mod:`activator.runtime.delivery`).
+
+The run is claimed with a lease before any work, so two processes never execute it at once; a
+run whose owner died (``kill -9``) is resumed by claiming it again: finished tasks are skipped,
+and the deliver tasks continue after their last delivered unit.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DeliveryPlan", "RunExecutor", "RunPlan", "owner_id"]
+
+import os
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from activator.destinations.base import SEQ_COLUMN, Connector, DeliveryContext, Unit
+from activator.engines.base import Engine
+from activator.errors import ActivatorError, ConfigError, DestinationError
+from activator.runtime.delivery import deliver_task
+from activator.runtime.ledger import LEASE_TTL, StoreLedger
+from activator.store import MetadataStore, RunClaimedError, RunSummary
+
+MapFn = Callable[[pa.RecordBatch], tuple[pa.RecordBatch, int, int]]
+"""A batch's attribute mapping: ``batch → (mapped batch, shrink, expansion)``."""
+
+Progress = Callable[[str, int, int | None], None]
+"""``progress(task, rows done, rows in total or None)``."""
+
+
+def owner_id() -> str:
+    """This process as a lease owner: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class DeliveryPlan:
+    """One destination of a run.
+
+    Attributes:
+        destination: The destination's name (the task is ``deliver:<name>``).
+        connector: Its connector.
+        mapping: The attribute mapping (None sends the snapshot's columns as they are).
+        names: Names for templates and run metadata (campaign, group, node...).
+        columns: The snapshot columns this destination reads (None: all).
+    """
+
+    destination: str
+    connector: Connector
+    mapping: MapFn | None = None
+    names: dict[str, str] = field(default_factory=dict)
+    columns: list[str] | None = None
+
+    @property
+    def task(self) -> str:
+        """The task's name."""
+        return f"deliver:{self.destination}"
+
+
+@dataclass
+class RunPlan:
+    """What a run does: the rows to send, and where.
+
+    Attributes:
+        rows: Builds the expression of the rows to send (evaluated once, in the engine).
+        deliveries: The destinations.
+        keep_snapshot: Keep the ``run_<id>`` table after success (campaigns diff against it).
+    """
+
+    rows: Callable[[Engine], ir.Table]
+    deliveries: list[DeliveryPlan]
+    keep_snapshot: bool = False
+
+
+def snapshot_name(run_id: str) -> str:
+    """The data-plane table holding a run's rows."""
+    return "run_" + run_id.replace("-", "")
+
+
+class RunExecutor:
+    """Runs (and resumes) runs against one engine and one metadata store.
+
+    Args:
+        store: The metadata store.
+        engine: The engine, opened for writing.
+        workspace_root: The workspace folder.
+        timezone: The workspace's time zone (for templates).
+        progress: Reports rows delivered per task (the CLI draws bars from it).
+    """
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        engine: Engine,
+        *,
+        workspace_root: Path,
+        timezone: str,
+        progress: Progress | None = None,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.workspace_root = workspace_root
+        self.timezone = timezone
+        self.progress = progress
+        self.owner = owner_id()
+
+    def execute(self, run: RunSummary, plan: RunPlan) -> RunSummary:
+        """Claim the run, do (or finish) its tasks, and record how it ended.
+
+        Raises:
+            RunClaimedError: another live process is executing it.
+        """
+        self._claim(run.run_id)
+        counts: dict[str, Any] = {}
+        try:
+            total = self._evaluate(run, plan)
+            counts["customers"] = total
+            deliveries: dict[str, Any] = {}
+            failures: list[tuple[str, ActivatorError]] = []
+            for position, delivery in enumerate(plan.deliveries, start=1):
+                try:
+                    deliveries[delivery.destination] = self._deliver(run, delivery, position, total)
+                except ActivatorError as exc:
+                    failures.append((delivery.destination, exc))
+            counts["deliveries"] = deliveries
+            for key in ("rows", "rejected", "shrink", "expansion"):
+                counts[key] = sum(int(d.get(key, 0)) for d in deliveries.values())
+            if failures:
+                kind = _attribution(failures[0][1])
+                message = "; ".join(f"{dest}: {exc.message}" for dest, exc in failures)
+                return self.store.finish_run(
+                    run.run_id, status="failed", counts=counts, error=message, error_kind=kind
+                )
+            if not plan.keep_snapshot:
+                self._drop_snapshot(run.run_id)
+            status = "warning" if counts["rejected"] else "succeeded"
+            self.store.add_event(run.run_id, f"run {status}", fields={"rows": counts["rows"]})
+            return self.store.finish_run(run.run_id, status=status, counts=counts)
+        except ActivatorError as exc:
+            self.store.add_event(run.run_id, exc.message, level="error")
+            return self.store.finish_run(
+                run.run_id,
+                status="failed",
+                counts=counts,
+                error=exc.message,
+                error_kind=_attribution(exc),
+            )
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def _claim(self, run_id: str) -> None:
+        try:
+            self.store.claim_run(run_id, self.owner, LEASE_TTL)
+        except RunClaimedError:
+            summary = self.store.get_run(run_id)
+            holder = summary.lease_owner if summary is not None else None
+            if holder is None or not _dead_here(holder):
+                raise
+            self.store.claim_run(run_id, self.owner, LEASE_TTL, steal_from=holder)
+
+    def _evaluate(self, run: RunSummary, plan: RunPlan) -> int:
+        task = self.store.ensure_task(run.run_id, "evaluate", position=0)
+        name = snapshot_name(run.run_id)
+        if task.status == "succeeded" and name in self.engine.list_dataplane_tables():
+            return int(task.counts.get("rows", 0))
+        self.store.update_task(run.run_id, "evaluate", status="running")
+        self.store.add_event(run.run_id, "evaluating the rows to send", task="evaluate")
+        try:
+            rows = plan.rows(self.engine)
+            numbered = rows.mutate(**{SEQ_COLUMN: ibis.row_number()})
+            table = self.engine.create_dataplane_table(name, numbered, overwrite=True)
+            total = int(self.engine.to_pyarrow(table.count().name("n").as_table())["n"][0].as_py())
+        except ActivatorError as exc:
+            self.store.update_task(
+                run.run_id,
+                "evaluate",
+                status="failed",
+                error=exc.message,
+                error_kind=_attribution(exc),
+            )
+            raise
+        self.store.update_task(run.run_id, "evaluate", status="succeeded", counts={"rows": total})
+        return total
+
+    def _deliver(
+        self, run: RunSummary, delivery: DeliveryPlan, position: int, total: int
+    ) -> dict[str, Any]:
+        task = self.store.ensure_task(
+            run.run_id, delivery.task, position=position, destination=delivery.destination
+        )
+        if task.status in ("succeeded", "warning"):
+            return task.counts
+        self.store.update_task(run.run_id, delivery.task, status="running")
+        context = DeliveryContext(
+            run_id=run.run_id,
+            task=delivery.task,
+            as_of=run.as_of,
+            timezone=self.timezone,
+            activation_kind=run.kind,
+            activation=run.name,
+            names={run.kind: run.name, **delivery.names},
+            workspace_root=self.workspace_root,
+        )
+        done = 0
+
+        def on_unit(unit: Unit) -> None:
+            nonlocal done
+            done = unit.end_row
+            if self.progress is not None:
+                self.progress(delivery.task, done, total)
+
+        ledger = StoreLedger(
+            self.store,
+            run.run_id,
+            delivery.task,
+            activation=(run.kind, run.name),
+            destination=delivery.destination,
+            owner=self.owner,
+            on_unit=on_unit,
+        )
+        mapping = _Counted(delivery.mapping)
+        try:
+            result = deliver_task(
+                delivery.connector,
+                context,
+                ledger,
+                self._source(run.run_id, delivery.columns),
+                mapping if delivery.mapping is not None else None,
+            )
+        except ActivatorError as exc:
+            self.store.update_task(
+                run.run_id,
+                delivery.task,
+                status="failed",
+                error=exc.message,
+                error_kind=_attribution(exc),
+            )
+            self.store.add_event(
+                run.run_id,
+                exc.message,
+                level="error",
+                task=delivery.task,
+                fields={"attribution": _attribution(exc)},
+            )
+            raise
+        if result.resumed_from:
+            # Rows mapped by an earlier attempt: count their shrink and expansion again,
+            # without sending anything, so the run's counts are exact after a resume.
+            mapping.recount(self._source(run.run_id, delivery.columns), result.resumed_from)
+        counts = {
+            "customers": total,
+            "rows": result.rows,
+            "rejected": result.rejected,
+            "shrink": mapping.shrink,
+            "expansion": mapping.expansion,
+            "units": len(result.units),
+        }
+        status = "warning" if result.rejected else "succeeded"
+        self.store.update_task(
+            run.run_id, delivery.task, status=status, counts=counts, detail=result.published
+        )
+        return counts
+
+    def _source(
+        self, run_id: str, columns: list[str] | None
+    ) -> Callable[[int, int], Iterator[pa.RecordBatch]]:
+        def source(start: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
+            table = self.engine.dataplane_table(snapshot_name(run_id))
+            if columns is not None:
+                table = table.select(*columns, SEQ_COLUMN)
+            expr = table.filter(table[SEQ_COLUMN] >= start).order_by(SEQ_COLUMN)
+            yield from rebatch(self.engine.to_batches(expr, rows_per_batch=batch_rows), batch_rows)
+
+        return source
+
+    def _drop_snapshot(self, run_id: str) -> None:
+        name = snapshot_name(run_id)
+        if name in self.engine.list_dataplane_tables():
+            self.engine.backend.drop_table(name, database=self.engine.dataplane_schema)
+
+
+class _Counted:
+    """Wraps a mapping to count shrink and expansion, and where it started."""
+
+    def __init__(self, fn: MapFn | None) -> None:
+        self._fn = fn
+        self.shrink = 0
+        self.expansion = 0
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if self._fn is None:
+            return batch
+        mapped, shrink, expansion = self._fn(batch)
+        self.shrink += shrink
+        self.expansion += expansion
+        return mapped
+
+    def recount(self, source: Callable[[int, int], Iterator[pa.RecordBatch]], end: int) -> None:
+        if self._fn is None or end <= 0:
+            return
+        for batch in source(0, 100_000):
+            seq = batch.column(SEQ_COLUMN)
+            keep = batch.num_rows
+            if int(seq[-1].as_py()) >= end:
+                keep = end - int(seq[0].as_py())
+            if keep <= 0:
+                break
+            _, shrink, expansion = self._fn(batch.slice(0, keep).drop_columns([SEQ_COLUMN]))
+            self.shrink += shrink
+            self.expansion += expansion
+
+
+def rebatch(
+    batches: Iterator[pa.RecordBatch] | pa.RecordBatchReader, size: int
+) -> Iterator[pa.RecordBatch]:
+    """Re-cut a stream of record batches into batches of exactly ``size`` rows (the last one
+    may be smaller), slicing without copying where possible."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(size - held, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            held += take
+            batch = batch.slice(take)
+            if held == size:
+                yield _concat(pending)
+                pending, held = [], 0
+    if held:
+        yield _concat(pending)
+
+
+def _concat(parts: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(parts) == 1:
+        return parts[0]
+    return pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
+
+
+def _attribution(exc: ActivatorError) -> str:
+    if isinstance(exc, DestinationError):
+        return exc.attribution
+    return "configuration" if isinstance(exc, ConfigError) or exc.bad_input else "platform"
+
+
+def _dead_here(owner: str) -> bool:
+    """Whether a lease owner is a process of this host that no longer exists."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
