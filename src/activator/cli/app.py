@@ -10,7 +10,6 @@ __all__ = ["app", "main"]
 
 import os
 import sys
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,9 +22,12 @@ from rich.table import Table
 from rich.tree import Tree
 
 from activator import __version__
+from activator.cli.common import AsOfOpt, JsonOpt, State, fail, workspace_as_of
+from activator.cli.destinations import destination_app, secrets_app
 from activator.cli.output import Output
+from activator.cli.runs import run_command, runs_app
 from activator.clock import parse_as_of
-from activator.errors import ActivatorError, DefinitionError
+from activator.errors import ActivatorError
 
 app = typer.Typer(
     name="activator",
@@ -34,20 +36,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-AsOfOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--as-of",
-        help="Evaluate as of this date (end of day) or ISO timestamp; default: now.",
-    ),
-]
-
-
-@dataclass
-class State:
-    workspace: Path
 
 
 @app.callback()
@@ -65,29 +53,6 @@ def _global(
     ] = Path(),
 ) -> None:
     ctx.obj = State(workspace=workspace)
-
-
-def _fail(out: Output, error: ActivatorError) -> typer.Exit:
-    code = 2 if error.bad_input else 1
-    if out.json_mode:
-        document: dict[str, Any] = {
-            "error": {"type": type(error).__name__, "message": error.message, "hint": error.hint}
-        }
-        if isinstance(error, DefinitionError):
-            document["error"]["issues"] = [
-                {"file": i.file, "line": i.line, "path": i.path, "message": i.message}
-                for i in error.issues
-            ]
-        out.emit_json(document)
-    out.error(escape(str(error)))
-    return typer.Exit(code)
-
-
-def _workspace_as_of(root: Path, value: str | None) -> datetime:
-    """``--as-of`` read in the workspace's time zone (a bare date is the end of that day)."""
-    from activator.workspace.loader import load_workspace
-
-    return parse_as_of(value, timezone=load_workspace(root).config.timezone)
 
 
 @app.command()
@@ -125,7 +90,7 @@ def init(
                 progress=step,
             )
     except ActivatorError as exc:
-        raise _fail(out, exc) from None
+        raise fail(out, exc) from None
     if json_output:
         out.emit_json(
             {
@@ -162,7 +127,7 @@ def validate(
         with out.progress("validating") as step:
             report = validate_workspace(root, check_engine=not no_engine, progress=step)
     except ActivatorError as exc:
-        raise _fail(out, exc) from None
+        raise fail(out, exc) from None
     warnings = [str(w) for w in report.warnings]
     if json_output:
         out.emit_json({"valid": True, "definitions": report.counts, "warnings": warnings})
@@ -183,7 +148,7 @@ def apply(ctx: typer.Context, json_output: JsonOpt = False) -> None:
         with out.progress("applying") as step:
             _, results = apply_workspace(ctx.obj.workspace, progress=step)
     except ActivatorError as exc:
-        raise _fail(out, exc) from None
+        raise fail(out, exc) from None
     if json_output:
         out.emit_json(
             {
@@ -210,10 +175,10 @@ def status(ctx: typer.Context, as_of: AsOfOpt = None, json_output: JsonOpt = Fal
 
     out = Output(json_mode=json_output)
     try:
-        moment = _workspace_as_of(ctx.obj.workspace, as_of)
+        moment = workspace_as_of(ctx.obj.workspace, as_of)
         rows = list_status(ctx.obj.workspace, as_of=moment)
     except ActivatorError as exc:
-        raise _fail(out, exc) from None
+        raise fail(out, exc) from None
     if json_output:
         out.emit_json({"as_of": moment.isoformat(), "activations": [r.to_json() for r in rows]})
         return
@@ -271,11 +236,11 @@ def segment_preview(
     out = Output(json_mode=json_output)
     root: Path = ctx.obj.workspace
     try:
-        moment = _workspace_as_of(root, as_of)
+        moment = workspace_as_of(root, as_of)
         with out.progress(f"previewing {name}") as step:
             result = preview(root, name, as_of=moment, limit=limit, progress=step)
     except ActivatorError as exc:
-        raise _fail(out, exc) from None
+        raise fail(out, exc) from None
     insights = result.insights
     revenue = insights.revenue_last_year
     if json_output:
@@ -341,11 +306,11 @@ def segment_sql(
     out = Output(json_mode=json_output)
     root: Path = ctx.obj.workspace
     try:
-        moment = _workspace_as_of(root, as_of)
+        moment = workspace_as_of(root, as_of)
         with out.progress(f"compiling {name}") as step:
             sql = compiled_sql(root, name, dialect=dialect, as_of=moment, progress=step)
     except ActivatorError as exc:
-        raise _fail(out, exc) from None
+        raise fail(out, exc) from None
     if json_output:
         out.emit_json({"segment": name, "dialect": dialect, "sql": sql})
         return
@@ -366,11 +331,11 @@ def segment_why(
     out = Output(json_mode=json_output)
     root: Path = ctx.obj.workspace
     try:
-        moment = _workspace_as_of(root, as_of)
+        moment = workspace_as_of(root, as_of)
         with out.progress(f"explaining {name} for {customer_id}") as step:
             result = why(root, name, customer_id, as_of=moment, progress=step)
     except ActivatorError as exc:
-        raise _fail(out, exc) from None
+        raise fail(out, exc) from None
     if json_output:
         out.emit_json(
             {
@@ -416,6 +381,14 @@ def _condition_tree(root: Any) -> Tree:
 
     add(tree, root)
     return tree
+
+
+# -- runs, destinations, secrets ----------------------------------------------------------------
+
+app.command("run")(run_command)
+app.add_typer(runs_app, name="runs")
+app.add_typer(destination_app, name="destination")
+app.add_typer(secrets_app, name="secrets")
 
 
 def main() -> None:

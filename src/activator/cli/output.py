@@ -14,7 +14,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 
 class Output:
@@ -56,3 +64,23 @@ class Output:
                 bar.update(task, step=text)
 
             yield step
+
+    @contextmanager
+    def bars(self) -> Iterator[Callable[[str, int, int | None], None]]:
+        """Progress bars on stderr, one per task; yields ``update(task, done, total)``."""
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.err,
+            transient=True,
+        ) as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def update(name: str, done: int, total: int | None) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(name, total=total)
+                bar.update(tasks[name], completed=done, total=total)
+
+            yield update

@@ -559,6 +559,17 @@ class MetadataStore(RunLogMixin):
             row = session.scalars(query).first()
             return None if row is None else _summary(row)
 
+    def list_runs(
+        self, kind: str, name: str, *, limit: int = 20, include_tests: bool = True
+    ) -> list[RunSummary]:
+        """The latest runs of a definition, newest first."""
+        query = select(RunRow).where(RunRow.kind == kind, RunRow.name == name)
+        if not include_tests:
+            query = query.where(RunRow.is_test.is_(False))
+        query = query.order_by(RunRow.created_at.desc(), RunRow.run_id.desc()).limit(limit)
+        with self._guard("reading runs"), self._reads() as session:
+            return [_summary(row) for row in session.scalars(query)]
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _run_row(self, session: Session, run_id: str) -> RunRow:

@@ -1,0 +1,155 @@
+"""``activator run`` and ``activator runs``: run an activation now, follow, resume and inspect
+runs."""
+
+from __future__ import annotations
+
+__all__ = ["run_command", "runs_app"]
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from activator.cli.common import AsOfOpt, JsonOpt, fail, workspace_as_of
+from activator.cli.output import Output
+from activator.errors import ActivatorError
+from activator.store import RunSummary
+
+runs_app = typer.Typer(
+    name="runs",
+    help="List runs, show one, resume an interrupted one.",
+    no_args_is_help=True,
+)
+
+RunArg = Annotated[str, typer.Argument(help="The run's id.")]
+NameArg = Annotated[str, typer.Argument(help="The activation's name.")]
+
+
+def run_command(
+    ctx: typer.Context, name: NameArg, as_of: AsOfOpt = None, json_output: JsonOpt = False
+) -> None:
+    """Run an activation now (its applied version) and report the run."""
+    from activator.services.run import run_activation, run_json
+
+    out = Output(json_mode=json_output)
+    root: Path = ctx.obj.workspace
+    try:
+        moment = workspace_as_of(root, as_of)
+        with out.bars() as update:
+            run = run_activation(root, name, as_of=moment, progress=update, say=out.say)
+    except ActivatorError as exc:
+        raise fail(out, exc) from None
+    _report(out, run, json_output)
+    if json_output:
+        out.emit_json(run_json(run))
+    if run.status == "failed":
+        raise typer.Exit(1)
+
+
+@runs_app.command("resume")
+def runs_resume(ctx: typer.Context, run_id: RunArg, json_output: JsonOpt = False) -> None:
+    """Continue an interrupted or failed run where it stopped; nothing is sent twice."""
+    from activator.services.run import resume_run, run_json
+
+    out = Output(json_mode=json_output)
+    try:
+        with out.bars() as update:
+            run = resume_run(ctx.obj.workspace, run_id, progress=update)
+    except ActivatorError as exc:
+        raise fail(out, exc) from None
+    _report(out, run, json_output)
+    if json_output:
+        out.emit_json(run_json(run))
+    if run.status == "failed":
+        raise typer.Exit(1)
+
+
+@runs_app.command("show")
+def runs_show(ctx: typer.Context, run_id: RunArg, json_output: JsonOpt = False) -> None:
+    """One run: status, counts, tasks, events and a sample of rejected records."""
+    from activator.services.run import show_run
+
+    out = Output(json_mode=json_output)
+    try:
+        detail = show_run(ctx.obj.workspace, run_id)
+    except ActivatorError as exc:
+        raise fail(out, exc) from None
+    if json_output:
+        out.emit_json(detail.to_json())
+        return
+    _report(out, detail.run, False)
+    tasks = Table("task", "status", "rows", "rejected", "shrink", "error", title="Tasks")
+    for t in detail.tasks:
+        tasks.add_row(
+            t.task,
+            t.status,
+            str(t.counts.get("rows", "-")),
+            str(t.counts.get("rejected", "-")),
+            str(t.counts.get("shrink", "-")),
+            escape(t.error or ""),
+        )
+    out.out.print(tasks)
+    if detail.events:
+        events = Table("at", "level", "task", "message", title="Events")
+        for e in detail.events:
+            events.add_row(f"{e.at:%H:%M:%S}", e.level, e.task or "", escape(e.message))
+        out.out.print(events)
+    if detail.rejected:
+        out.say(f"[bold]{len(detail.rejected)}[/] rejected records (first ones):")
+        for r in detail.rejected:
+            out.say(f"  {escape(r.destination)}: {escape(r.reason)}")
+
+
+@runs_app.command("list")
+def runs_list(
+    ctx: typer.Context,
+    name: NameArg,
+    limit: Annotated[int, typer.Option(help="How many runs.", min=1)] = 20,
+    json_output: JsonOpt = False,
+) -> None:
+    """The latest runs of an activation, newest first."""
+    from activator.services.run import list_runs, run_json
+
+    out = Output(json_mode=json_output)
+    try:
+        runs = list_runs(ctx.obj.workspace, name, limit=limit)
+    except ActivatorError as exc:
+        raise fail(out, exc) from None
+    if json_output:
+        out.emit_json({"runs": [run_json(r) for r in runs]})
+        return
+    if not runs:
+        out.say(f"{escape(name)} has not run yet.")
+        return
+    table = Table("run", "status", "trigger", "as of", "rows", "rejected")
+    for r in runs:
+        table.add_row(
+            r.run_id,
+            r.status,
+            r.trigger,
+            f"{r.as_of:%Y-%m-%d %H:%M}",
+            str(r.counts.get("rows", "-")),
+            str(r.counts.get("rejected", "-")),
+        )
+    out.out.print(table)
+
+
+def _report(out: Output, run: RunSummary, json_output: bool) -> None:
+    if json_output:
+        return
+    colour = {"succeeded": "green", "warning": "yellow", "failed": "red"}.get(run.status, "white")
+    counts = run.counts
+    out.say(
+        f"Run [bold]{run.run_id}[/] of {run.kind} [bold]{escape(run.name)}[/]: "
+        f"[{colour}]{run.status}[/] - {counts.get('rows', 0):,} rows delivered, "
+        f"{counts.get('rejected', 0):,} rejected"
+    )
+    if run.error:
+        hint = (
+            "fix the configuration, then `activator runs resume`"
+            if run.error_kind == "configuration"
+            else "a platform failure: `activator runs resume` retries it"
+        )
+        out.say(f"  [red]{escape(run.error)}[/] ({run.error_kind}: {hint} {run.run_id})")

@@ -1,0 +1,40 @@
+"""Destination use cases: test a destination's connection for real."""
+
+from __future__ import annotations
+
+__all__ = ["test_destination"]
+
+import difflib
+from pathlib import Path
+
+from activator.destinations.base import Check
+from activator.destinations.registry import open_connector
+from activator.destinations.secrets import SecretResolver
+from activator.errors import ActivatorError, ConfigError
+from activator.services.workspace import validate_workspace
+
+
+def test_destination(root: Path, name: str) -> list[Check]:
+    """Check a destination from the workspace's files: connect, write and delete a probe,
+    check privileges, or send a signed probe, as its type requires.
+
+    A credential that cannot be resolved is reported as a failed check, naming the reference
+    (never a value).
+
+    Raises:
+        ConfigError: no destination by that name.
+    """
+    ws = validate_workspace(root, check_engine=False).workspace
+    found = {d.name: d for d in ws.of_kind("destination")}
+    if name not in found:
+        close = difflib.get_close_matches(name, found, n=1)
+        raise ConfigError(
+            f"unknown destination {name!r}",
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + f"known destinations: {', '.join(sorted(found)) or 'none'}",
+        )
+    try:
+        connector = open_connector(found[name].model, SecretResolver(ws.root), ws.root)
+        return connector.check()
+    except ActivatorError as exc:
+        return [Check(step="configure", ok=False, detail=str(exc))]
