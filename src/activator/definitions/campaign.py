@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from activator.definitions.base import Definition, Model, Name
 from activator.definitions.common import OnceSchedule, Rules, Schedule
+from activator.definitions.mapping import AttributeMapping
 
 
 class Audience(Model):
@@ -23,8 +24,9 @@ class DestinationUse(Model):
     """A destination a group is sent to, with its attribute mapping."""
 
     destination: Name
-    mapping: dict[str, str] = {}
-    """Destination field → source column (filled in by the delivery work)."""
+    mapping: AttributeMapping = {}
+    """Destination field → its source (``field: column`` shorthand) or a full spec with
+    transforms, a platform hash and a required flag; see ``docs/mapping.md``."""
 
 
 class TreatmentGroup(Model):
