@@ -114,6 +114,9 @@ class UnitLog(Protocol):
     def event(self, message: str, **fields: Any) -> None:
         """Add a line to the run's event log (never with a secret in it)."""
 
+    def units(self) -> list[Unit]:
+        """Units of this task already delivered (by this or an earlier attempt), in order."""
+
 
 @dataclass(frozen=True)
 class Check:

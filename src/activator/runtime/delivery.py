@@ -31,9 +31,6 @@ PUBLISH = -1
 class Ledger(UnitLog, Protocol):
     """A :class:`UnitLog` that can also say what an earlier attempt of the task recorded."""
 
-    def units(self) -> list[Unit]:
-        """Units of this task recorded *delivered*, in index order."""
-
     def pending(self) -> list[Unit]:
         """Units of this task left *sending* by an interrupted attempt."""
 
