@@ -58,6 +58,8 @@ from activator.definitions.base import Model
 
 RUN_FIELDS: dict[str, str] = {
     "campaign": "the campaign's name",
+    "journey": "the journey's name",
+    "orchestration": "the orchestration's name",
     "sub_audience": "the sub-audience's name",
     "group": "the treatment group's name",
     "node": "the journey or orchestration node's name",

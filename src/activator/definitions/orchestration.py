@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from activator.definitions.base import Definition, Name
 from activator.definitions.common import Schedule
+from activator.definitions.mapping import AttributeMapping
 from activator.definitions.sql import check_select
 
 
@@ -25,6 +26,10 @@ class OrchestrationDefinition(Definition):
     """Export a whole table instead of a query."""
 
     destination: Name
+    mapping: AttributeMapping = {}
+    """Destination field → source column of the query's result, with transforms; empty sends
+    the result's columns as they are. See ``docs/mapping.md``."""
+
     schedule: Schedule | None = None
     after: list[Name] = []
     """Run after these orchestrations or groups succeed."""

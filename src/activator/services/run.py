@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import ibis.expr.types as ir
+import pyarrow as pa
 from pydantic import TypeAdapter, ValidationError
 
 from activator.definitions import DestinationDefinition, OrchestrationDefinition
@@ -31,7 +32,8 @@ from activator.destinations.secrets import SecretResolver
 from activator.engines.base import Engine
 from activator.engines.registry import open_engine
 from activator.errors import ConfigError
-from activator.runtime.runner import DeliveryPlan, Progress, RunExecutor, RunPlan
+from activator.mapping.mapper import Mapper
+from activator.runtime.runner import DeliveryPlan, MapFn, Progress, RunExecutor, RunPlan
 from activator.services.workspace import open_store
 from activator.store import (
     EventRecord,
@@ -225,9 +227,24 @@ def _execute(
     connector = open_connector(
         _destination(store, definition.destination), SecretResolver(ws.root), ws.root
     )
+    mapper = Mapper(
+        definition.mapping,
+        {
+            "activation": run.name,
+            "orchestration": run.name,
+            "run_id": run.run_id,
+            "time": run.as_of,
+        },
+    )
     plan = RunPlan(
         rows=lambda engine: _rows(engine, definition),
-        deliveries=[DeliveryPlan(destination=definition.destination, connector=connector)],
+        deliveries=[
+            DeliveryPlan(
+                destination=definition.destination,
+                connector=connector,
+                mapping=_map_fn(mapper) if definition.mapping else None,
+            )
+        ],
     )
     with open_engine(
         ws.config.engine,
@@ -260,6 +277,14 @@ def _rows(engine: Engine, definition: OrchestrationDefinition) -> ir.Table:
         return engine.table(definition.table)
     assert definition.query is not None
     return engine.backend.sql(definition.query, dialect=definition.dialect)
+
+
+def _map_fn(mapper: Mapper) -> MapFn:
+    def apply(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, int, int]:
+        mapped = mapper.apply(batch)
+        return mapped.batch, mapped.shrink, mapped.expansion
+
+    return apply
 
 
 def _iso(value: datetime | None) -> str | None:

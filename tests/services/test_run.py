@@ -1,0 +1,157 @@
+"""Running an orchestration end to end: evaluate in the engine, map, deliver, record; resume."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from activator.errors import ConfigError
+from activator.services.run import list_runs, resume_run, run_activation, show_run
+from activator.services.workspace import apply_workspace
+from activator.store.store import MetadataStore
+
+AS_OF = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+CUSTOMERS = 2_500
+
+CONFIG = """\
+engine: {type: duckdb, path: data/shop.duckdb}
+timezone: Europe/Paris
+data_model:
+  customers: {table: customers, key: customer_id}
+"""
+
+FEED = """\
+query: SELECT customer_id, email, first_name FROM customers WHERE customer_id % 5 <> 0
+destination: drop
+mapping:
+  id: customer_id
+  email: {source: email, transforms: [trim, lowercase], required: true}
+  name: {source: first_name, transforms: [uppercase]}
+  feed: run.orchestration
+"""
+
+DROP = """\
+type: local
+path: out
+filename: "feed_{run_time:%Y%m%d}_{part}"
+format: {type: csv, compression: gzip}
+split: {rows: 1000}
+"""
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir()
+    con = duckdb.connect(str(tmp_path / "data" / "shop.duckdb"))
+    # Every 7th customer has no e-mail: the required field drops them (shrink).
+    con.execute(
+        f"CREATE TABLE customers AS SELECT range AS customer_id, "
+        f"CASE WHEN range % 7 = 0 THEN NULL ELSE '  C' || range || '@Example.com ' END AS email, "
+        f"'ann' || range AS first_name FROM range({CUSTOMERS})"
+    )
+    con.close()
+    (tmp_path / "activator.yaml").write_text(CONFIG)
+    for folder, name, text in [
+        ("destinations", "drop", DROP),
+        ("orchestrations", "feed", FEED),
+    ]:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / f"{name}.yml").write_text(text)
+    apply_workspace(tmp_path)
+    return tmp_path
+
+
+def _expected() -> list[dict[str, str]]:
+    return [
+        {"id": str(i), "email": f"c{i}@example.com", "name": f"ANN{i}", "feed": "feed"}
+        for i in range(CUSTOMERS)
+        if i % 5 != 0 and i % 7 != 0
+    ]
+
+
+def _read_parts(folder: Path) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for part in sorted(folder.glob("feed_*.csv.gz")):
+        with gzip.open(part, "rt", newline="") as handle:
+            rows.extend(csv.DictReader(handle))
+    return rows
+
+
+def test_a_run_evaluates_maps_delivers_and_records_everything(workspace: Path) -> None:
+    run = run_activation(workspace, "feed", as_of=AS_OF)
+    assert run.status == "succeeded", run.error
+    evaluated = CUSTOMERS - CUSTOMERS // 5
+    expected = _expected()
+    assert run.counts["customers"] == evaluated
+    assert run.counts["rows"] == len(expected)
+    assert run.counts["shrink"] == evaluated - len(expected)
+    assert run.counts["expansion"] == 0
+    assert run.counts["deliveries"]["drop"]["rows"] == len(expected)
+
+    out = workspace / "out"
+    delivered = _read_parts(out)
+    assert sorted(delivered, key=lambda r: int(r["id"])) == expected
+    # The run time is rendered in the workspace's zone; parts of at most 1,000 source rows.
+    assert (out / "feed_20260301.DONE").exists()
+    manifest = json.loads((out / "feed_20260301.manifest.json").read_text())
+    assert manifest["run_id"] == run.run_id
+    assert manifest["rows"] == len(expected)
+    assert len(manifest["files"]) == 2
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+    detail = show_run(workspace, run.run_id)
+    assert [t.task for t in detail.tasks] == ["evaluate", "deliver:drop"]
+    assert all(t.status == "succeeded" for t in detail.tasks)
+    assert detail.tasks[1].counts["units"] == 2
+    assert detail.to_json()["tasks"][1]["detail"]["rows"] == len(expected)
+    assert [r.run_id for r in list_runs(workspace, "feed")] == [run.run_id]
+
+    # The run's snapshot is dropped once it succeeded.
+    con = duckdb.connect(str(workspace / "data" / "shop.duckdb"), read_only=True)
+    tables = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'activator'"
+    ).fetchall()
+    con.close()
+    assert not [t for (t,) in tables if t.startswith("run_")]
+
+
+def test_a_failed_delivery_is_attributed_and_resumes_without_sending_twice(
+    workspace: Path,
+) -> None:
+    # The folder cannot be created: a file sits where it should be.
+    (workspace / "out").write_text("not a folder")
+    run = run_activation(workspace, "feed", as_of=AS_OF)
+    assert run.status == "failed"
+    assert run.error is not None
+    assert "drop" in run.error
+    detail = show_run(workspace, run.run_id)
+    assert detail.tasks[0].status == "succeeded"
+    assert detail.tasks[1].status == "failed"
+    assert any(e.level == "error" for e in detail.events)
+
+    (workspace / "out").unlink()
+    resumed = resume_run(workspace, run.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert sorted(_read_parts(workspace / "out"), key=lambda r: int(r["id"])) == _expected()
+    with pytest.raises(ConfigError, match="already finished"):
+        resume_run(workspace, run.run_id)
+
+
+def test_runs_use_the_applied_version_and_unknown_names_are_explained(workspace: Path) -> None:
+    with pytest.raises(ConfigError, match="no applied activation named 'fed'") as missing:
+        run_activation(workspace, "fed", as_of=AS_OF)
+    assert missing.value.hint is not None
+    assert "did you mean 'feed'" in missing.value.hint
+    # An unapplied edit does not run: the run records the applied version.
+    (workspace / "orchestrations" / "feed.yml").write_text(FEED.replace("% 5", "% 2"))
+    run = run_activation(workspace, "feed", as_of=AS_OF)
+    assert run.definition_version == 1
+    assert run.counts["customers"] == CUSTOMERS - CUSTOMERS // 5
+    with MetadataStore.open("sqlite:///.activator/metadata.db", workspace_root=workspace) as store:
+        assert store.get("orchestration", "feed") is not None
