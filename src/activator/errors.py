@@ -128,7 +128,11 @@ class DestinationError(ActivatorError):
         attribution: ``configuration`` when the user must fix something (a wrong bucket, a
             refused credential, a missing table: fix, then restart the run); ``platform`` when
             the destination failed transiently (timeouts, 5xx, 429: retried, then resumable).
+        disables_destination: the destination asked for no more deliveries (a webhook's 410
+            Gone): the runner marks it disabled until someone enables it again.
     """
+
+    disables_destination: bool = False
 
     def __init__(
         self,

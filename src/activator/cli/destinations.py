@@ -16,7 +16,9 @@ from activator.cli.output import Output
 from activator.errors import ActivatorError
 
 destination_app = typer.Typer(
-    name="destination", help="Test destinations' connections.", no_args_is_help=True
+    name="destination",
+    help="Test destinations' connections; enable a disabled one.",
+    no_args_is_help=True,
 )
 secrets_app = typer.Typer(
     name="secrets",
@@ -60,6 +62,21 @@ def destination_test(
         out.say(f"Destination [bold]{escape(name)}[/] " + ("works." if ok else "does not work."))
     if not ok:
         raise typer.Exit(1)
+
+
+@destination_app.command("enable")
+def destination_enable(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The destination's name.")]
+) -> None:
+    """Enable a destination that was disabled because it answered 410 Gone."""
+    from activator.services.destination import enable_destination
+
+    out = Output(json_mode=False)
+    try:
+        enable_destination(ctx.obj.workspace, name)
+    except ActivatorError as exc:
+        raise fail(out, exc) from None
+    out.say(f"destination [bold]{escape(name)}[/] enabled")
 
 
 @secrets_app.command("key")

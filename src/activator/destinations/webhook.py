@@ -69,8 +69,6 @@ class DestinationDisabled(DestinationError):
         destination: The destination's name.
     """
 
-    disables_destination = True
-
     def __init__(self, destination: str, url: str) -> None:
         super().__init__(
             f"destination {destination}: the receiver said 410 Gone at {url}: destination disabled",
@@ -79,6 +77,7 @@ class DestinationDisabled(DestinationError):
             attribution="configuration",
         )
         self.destination = destination
+        self.disables_destination = True
 
 
 # --- Signing ---------------------------------------------------------------------------------

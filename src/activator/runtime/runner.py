@@ -257,6 +257,8 @@ class RunExecutor:
                 task=delivery.task,
                 fields={"attribution": _attribution(exc)},
             )
+            if isinstance(exc, DestinationError) and exc.disables_destination:
+                self.store.set_status("destination", delivery.destination, "disabled")
             raise
         if result.resumed_from:
             # Rows mapped by an earlier attempt: count their shrink and expansion again,

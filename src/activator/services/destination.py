@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["test_destination"]
+__all__ = ["enable_destination", "test_destination"]
 
 import difflib
 from pathlib import Path
@@ -11,7 +11,8 @@ from activator.destinations.base import Check
 from activator.destinations.registry import open_connector
 from activator.destinations.secrets import SecretResolver
 from activator.errors import ActivatorError, ConfigError
-from activator.services.workspace import validate_workspace
+from activator.services.workspace import open_store, validate_workspace
+from activator.workspace.loader import load_workspace
 
 
 def test_destination(root: Path, name: str) -> list[Check]:
@@ -38,3 +39,13 @@ def test_destination(root: Path, name: str) -> list[Check]:
         return connector.check()
     except ActivatorError as exc:
         return [Check(step="configure", ok=False, detail=str(exc))]
+
+
+def enable_destination(root: Path, name: str) -> None:
+    """Enable a destination again after it was disabled (a webhook's 410 Gone).
+
+    Raises:
+        StoreError: no applied destination by that name.
+    """
+    with open_store(load_workspace(root)) as store:
+        store.set_status("destination", name, "active")

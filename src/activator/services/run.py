@@ -263,11 +263,19 @@ def _destination(store: MetadataStore, name: str) -> Any:
         raise ConfigError(
             f"destination {name!r} is not applied", hint="run `activator apply` first"
         )
+    if stored.status == "disabled":
+        raise ConfigError(
+            f"destination {name!r} is disabled: it answered 410 Gone to an earlier delivery",
+            hint=f"once the receiver accepts deliveries again: `activator destination enable "
+            f"{name}` (or change its definition and apply)",
+        )
     try:
         return _DESTINATION.validate_python(stored.spec)
     except ValidationError as exc:
+        # Only the messages: pydantic's own text repeats the input, which may hold a secret.
+        reasons = "; ".join(str(e["msg"]) for e in exc.errors(include_url=False))
         raise ConfigError(
-            f"destination {name!r} (v{stored.version}) no longer validates: {exc}",
+            f"destination {name!r} (v{stored.version}) no longer validates: {reasons}",
             hint="fix the destination's file and run `activator apply`",
         ) from None
 

@@ -418,6 +418,22 @@ class MetadataStore(RunLogMixin):
         with self._guard("reading definition versions"), self._reads() as session:
             return [_stored(d, v) for d, v in session.execute(query).tuples()]
 
+    def set_status(self, kind: str, name: str, status: str) -> None:
+        """Change a definition's status (pause, resume, disable...) without a new version.
+
+        Raises:
+            StoreError: no such definition.
+        """
+        now = self._clock()
+        with self._guard("changing a status"), self._writes() as session, session.begin():
+            row = session.scalars(
+                select(DefinitionRow).where(DefinitionRow.kind == kind, DefinitionRow.name == name)
+            ).first()
+            if row is None:
+                raise StoreError(f"no {kind} {name!r} in the metadata store")
+            row.status = status
+            row.updated_at = now
+
     # -- runs --------------------------------------------------------------------------------
 
     def create_run(
