@@ -1,26 +1,100 @@
-"""Table destinations: PostgreSQL tables."""
+"""Table destinations: PostgreSQL tables, loaded with COPY and published in one transaction."""
 
 from __future__ import annotations
 
-__all__ = ["PostgresDestination"]
+__all__ = ["CREDENTIAL_KEYS", "PG_IDENTIFIER", "PostgresDestination"]
 
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from pydantic import Field, field_validator, model_validator
 
 from activator.definitions.base import Definition
 from activator.definitions.common import SecretRef
 
+PG_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$"
+"""A PostgreSQL name Activator accepts: at most 63 bytes (longer ones are truncated by the
+server), starting with a letter or ``_``. Names are quoted, so case matters."""
+
+PgIdentifier = Annotated[str, Field(pattern=PG_IDENTIFIER)]
+
+CREDENTIAL_KEYS = frozenset({"password"})
+"""The credentials a PostgreSQL destination understands."""
+
 
 class PostgresDestination(Definition):
-    """A PostgreSQL table."""
+    """A PostgreSQL table, filled by COPY through a staging table and published atomically.
+
+    Each batch is copied into a staging table together with a load marker, in one
+    transaction; the publish step moves the staged rows into the target in one more
+    transaction (append, upsert, or replace by swapping tables), so a reader sees the table
+    before the run or after it, never in between.
+    """
 
     kind: Literal["destination"] = "destination"
     type: Literal["postgres"]
     url: str
-    """Connection URL without a password; give it in ``credentials.password``."""
+    """Connection URL without a password: ``postgresql://user@host:5432/db``; options such as
+    ``sslmode=verify-full`` go in the query string. The password goes in
+    ``credentials.password``."""
 
-    table: str
+    schema_: PgIdentifier = Field(default="public", alias="schema")
+    """Schema holding the target table (and Activator's staging and load-marker tables)."""
+
+    table: PgIdentifier
+    """Target table, created when missing if ``create`` is true. Used as written (quoted):
+    ``Audience`` and ``audience`` are two tables."""
+
     mode: Literal["append", "replace", "upsert"] = "append"
-    keys: list[str] = []
-    """Columns identifying a row, for ``upsert``."""
+    """``append`` inserts the delivered rows; ``replace`` swaps in a new table holding exactly
+    the delivered rows; ``upsert`` inserts new keys and updates existing ones."""
+
+    keys: list[PgIdentifier] = []
+    """Columns identifying a row: required for ``upsert`` (the target needs a unique index on
+    exactly these columns); when Activator creates the table they become its primary key."""
+
+    create: bool = True
+    """Create the target table from the delivered columns when it does not exist (otherwise
+    a missing table is an error)."""
+
+    stale_stage_days: int = Field(default=7, ge=1)
+    """Staging tables left by runs that never published (loaded nothing for this many days)
+    are dropped at the next publish into this schema."""
 
     credentials: dict[str, SecretRef] = {}
+    """``password``: the database password (the URL must not contain one)."""
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url_without_password(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                f"url must start with postgresql://, not {parts.scheme or value!r}; "
+                "e.g. postgresql://activator@db.internal:5432/marketing"
+            )
+        in_query = any(key == "password" for key, _ in parse_qsl(parts.query))
+        if parts.password is not None or in_query:
+            raise ValueError(
+                "url must not contain a password (definition files can be committed): remove "
+                "it and give it in credentials.password, e.g. password: {env: PGPASSWORD}"
+            )
+        return value
+
+    @field_validator("credentials")
+    @classmethod
+    def _known_credentials(cls, value: dict[str, SecretRef]) -> dict[str, SecretRef]:
+        unknown = sorted(set(value) - CREDENTIAL_KEYS)
+        if unknown:
+            raise ValueError(
+                f"unknown credentials {unknown}; a PostgreSQL table takes {sorted(CREDENTIAL_KEYS)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _keys_for_upsert(self) -> PostgresDestination:
+        if self.mode == "upsert" and not self.keys:
+            raise ValueError("mode upsert needs keys: the columns identifying a row")
+        if len(set(self.keys)) != len(self.keys):
+            raise ValueError(f"keys {self.keys} name a column twice")
+        return self
