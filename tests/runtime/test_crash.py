@@ -237,3 +237,39 @@ def test_a_webhook_receiver_gets_every_record_once_after_kills(
     assert run["counts"]["rows"] == CUSTOMERS  # type: ignore[index]
     # At least one kill landed mid-delivery (the window is wide enough for that).
     assert resumed_mid_delivery(root, str(run["run_id"])) >= 1
+
+
+# -- PostgreSQL tables -----------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("seed", "mode"), [(6, "append"), (7, "replace"), (8, "upsert")])
+def test_a_postgres_table_holds_exactly_the_rows_after_kills(
+    tmp_path: Path, seed: int, mode: str, postgres_url: str
+) -> None:
+    import psycopg
+
+    keys = "keys: [customer_id]\n" if mode == "upsert" else ""
+    destination = f"type: postgres\nurl: {postgres_url}\ntable: feed\nmode: {mode}\n{keys}"
+    if mode != "append":
+        # An existing table with other rows: replace swaps it out, upsert merges into it.
+        with psycopg.connect(postgres_url, autocommit=True) as con:
+            con.execute(
+                "CREATE TABLE feed (customer_id bigint PRIMARY KEY, email text, name text, "
+                "spend numeric(10, 2))"
+            )
+            con.execute("INSERT INTO feed VALUES (-1, 'old', 'old', 0), (5, 'old', 'old', 0)")
+    root = make_workspace(tmp_path / "ws", destination)
+    run = crash_and_resume(root, seed, units=4)
+    with psycopg.connect(postgres_url) as con:
+        rows = con.execute("SELECT customer_id, email FROM feed ORDER BY customer_id").fetchall()
+        leftovers = con.execute(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE '_activator_stage_%'"
+        ).fetchone()
+    expected = [(i, f"c{i}@example.com") for i in range(CUSTOMERS)]
+    if mode == "upsert":
+        expected = [(-1, "old"), *expected]
+    assert rows == expected
+    assert leftovers == (0,)
+    assert run["counts"]["rows"] == CUSTOMERS  # type: ignore[index]
+    assert resumed_mid_delivery(root, str(run["run_id"])) >= 1
