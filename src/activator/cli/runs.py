@@ -6,7 +6,7 @@ from __future__ import annotations
 __all__ = ["run_command", "runs_app"]
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -15,7 +15,9 @@ from rich.table import Table
 from activator.cli.common import AsOfOpt, JsonOpt, fail, workspace_as_of
 from activator.cli.output import Output
 from activator.errors import ActivatorError
-from activator.store import RunSummary
+
+if TYPE_CHECKING:
+    from activator.store import RunSummary
 
 runs_app = typer.Typer(
     name="runs",
