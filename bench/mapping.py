@@ -8,13 +8,14 @@ written nationally, all distinct, first and last names, a birth date and a signu
 then maps them batch by batch with :class:`activator.mapping.Mapper`:
 
 - ``em``: ``meta.email`` (trim, lowercase, check, SHA-256), required;
-- ``ph``: ``trim`` then ``e164`` with region US (phonenumbers, once per distinct value), then
+- ``ph``: ``trim`` then ``e164`` with region US (vectorised from phonenumbers' metadata; the
+  rest once per distinct value), then
   ``meta.phone`` (digits, SHA-256), required;
 - ``fn`` / ``ln``: ``meta.fn`` / ``meta.ln``;
 - ``db``: ``meta.db`` from a date; ``signup``: ``format`` in Europe/Paris.
 
 It prints rows/s for the whole mapping and for the same mapping without the phone field (the
-phone parse is the one per-value step), and the time spent in each field alone.
+phone's leftovers are the one per-value step), and the time spent in each field alone.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Everything works on a whole array at once: string functions are Arrow compute kernels,
 SHA-256 runs in DuckDB over the Arrow data (Arrow has no SHA-256 kernel), and phone numbers
-are parsed once per *distinct* value of the batch (``phonenumbers`` only parses one string at
-a time), then spread back over the rows by dictionary indices.
+are settled from ``phonenumbers``' metadata with RE2 regexes when they are plain digits (see
+:mod:`activator.mapping.phones`), the others parsed once per *distinct* value of the batch.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from activator.definitions.mapping import (
     Transform,
 )
 from activator.errors import ConfigError
+from activator.mapping.phones import fast_e164
 
 
 def as_text(array: pa.Array) -> pa.Array:
@@ -89,17 +90,38 @@ def format_time(array: pa.Array, options: FormatOptions) -> pa.Array:
     return pc.strftime(array, format=options.pattern)
 
 
+# The characters of RE2's `[\s().\-/]` (its `\s` is ASCII `[\t\n\f\r ]`), removed one literal at
+# a time: three times faster than the regex replacement, which matches one character per call.
+_PHONE_SEPARATORS = ("\t", "\n", "\f", "\r", " ", "(", ")", ".", "-", "/")
+
+
 def e164(array: pa.Array, region: str | None, *, plus: bool = True) -> pa.Array:
     """Valid phone numbers in E.164 (``+14155550123``; without ``+`` if not ``plus``); else null.
 
-    ``phonenumbers`` parses one string at a time, so each distinct value of the batch is parsed
-    once and the results are spread back over the rows with the dictionary indices.
+    Numbers made of digits, with or without ``+``, are settled over the whole array with
+    ``phonenumbers``' own metadata (:mod:`activator.mapping.phones`); the rest is parsed by
+    ``phonenumbers`` once per distinct value. Both give the library's result, value for value.
     """
-    import phonenumbers  # lazy: its metadata loads on first use
-
     # Separators phonenumbers ignores anyway go first, in Arrow: the parse is faster on bare
     # digits, and "(650) 555-1212" and "650.555.1212" become one distinct value.
-    text = pc.replace_substring_regex(as_text(array), pattern=r"[\s().\-/]", replacement="")
+    text = as_text(array)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    for separator in _PHONE_SEPARATORS:
+        text = pc.replace_substring(text, pattern=separator, replacement="")
+    result, settled = fast_e164(text, region, plus=plus)
+    if pc.all(settled).as_py() is not False:
+        return result
+    unsettled = pc.invert(settled)
+    parsed = _parse_each_distinct(pc.filter(text, unsettled), region, plus=plus)
+    return pc.replace_with_mask(result, unsettled, parsed)
+
+
+def _parse_each_distinct(text: pa.Array, region: str | None, *, plus: bool) -> pa.Array:
+    # phonenumbers parses one string at a time: each distinct value once, spread back over the
+    # rows with the dictionary indices.
+    import phonenumbers  # lazy: its metadata loads on first use
+
     encoded = pc.dictionary_encode(text)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
