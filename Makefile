@@ -40,6 +40,8 @@ demo: $(VENV)/.base
 		$(BIN)/activator -w $(DEMO_DIR) segment preview $$segment --as-of $(DEMO_AS_OF) \
 			--limit 3 || exit 1; \
 	done
+	$(BIN)/activator -w $(DEMO_DIR) run customer-360 --as-of $(DEMO_AS_OF)
+	ls -l $(DEMO_DIR)/outbox
 
 # pytest's exit code 5 (no tests selected) is not a failure.
 test: $(VENV)/.dev
