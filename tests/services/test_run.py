@@ -155,3 +155,57 @@ def test_runs_use_the_applied_version_and_unknown_names_are_explained(workspace:
     assert run.counts["customers"] == CUSTOMERS - CUSTOMERS // 5
     with MetadataStore.open("sqlite:///.activator/metadata.db", workspace_root=workspace) as store:
         assert store.get("orchestration", "feed") is not None
+
+
+def _add_orders(workspace: Path) -> None:
+    con = duckdb.connect(str(workspace / "data" / "shop.duckdb"))
+    # Customer 1 bought b then a; customer 2 bought c; customer 3 bought nothing.
+    con.execute(
+        "CREATE TABLE orders AS SELECT * FROM (VALUES "
+        "(1, 'b', TIMESTAMP '2026-01-01'), (1, 'a', TIMESTAMP '2026-01-02'), "
+        "(2, 'c', TIMESTAMP '2026-01-01')) t(customer_id, sku, ordered_at)"
+    )
+    con.close()
+    (workspace / "activator.yaml").write_text(
+        CONFIG + "  events:\n    orders: {table: orders, customer_key: customer_id, "
+        "timestamp: ordered_at}\n"
+    )
+
+
+def test_related_table_sources_expand_rows_in_event_order(workspace: Path) -> None:
+    _add_orders(workspace)
+    (workspace / "destinations" / "items.yml").write_text(
+        "type: local\npath: items\nfilename: items\nformat: {type: ndjson}\n"
+    )
+    (workspace / "orchestrations" / "items.yml").write_text(
+        "query: SELECT customer_id FROM customers WHERE customer_id BETWEEN 1 AND 3\n"
+        "destination: items\n"
+        "mapping:\n  id: customer_id\n  sku: orders.sku\n"
+        "  bought: {source: orders.sku, required: true}\n"
+    )
+    apply_workspace(workspace)
+    run = run_activation(workspace, "items", as_of=AS_OF)
+    assert run.status == "succeeded", run.error
+    lines = (workspace / "items" / "items.ndjson").read_text().splitlines()
+    rows = sorted((json.loads(line)["id"], json.loads(line)["sku"]) for line in lines)
+    # One row per element; a customer without orders gets one row with a null, which the
+    # required field then drops.
+    assert rows == [(1, "b"), (1, "a"), (2, "c")] or rows == [(1, "a"), (1, "b"), (2, "c")]
+    ordered = [json.loads(line)["sku"] for line in lines if json.loads(line)["id"] == 1]
+    assert ordered == ["b", "a"]  # event order, not alphabetical
+    assert run.counts["expansion"] == 1
+    assert run.counts["shrink"] == 1
+    assert run.counts["rows"] == 3
+
+
+def test_related_sources_need_the_customer_key_in_the_rows(workspace: Path) -> None:
+    (workspace / "orchestrations" / "nokey.yml").write_text(
+        "query: SELECT email FROM customers\ndestination: drop\nmapping:\n  sku: orders.sku\n"
+    )
+    _add_orders(workspace)
+    apply_workspace(workspace)
+    run = run_activation(workspace, "nokey", as_of=AS_OF)
+    assert run.status == "failed"
+    assert run.error_kind == "configuration"
+    assert run.error is not None
+    assert "hint: select customer_id in the query" in run.error

@@ -142,7 +142,7 @@ class RunExecutor:
                 counts[key] = sum(int(d.get(key, 0)) for d in deliveries.values())
             if failures:
                 kind = _attribution(failures[0][1])
-                message = "; ".join(f"{dest}: {exc.message}" for dest, exc in failures)
+                message = "; ".join(f"{dest}: {exc}" for dest, exc in failures)
                 return self.store.finish_run(
                     run.run_id, status="failed", counts=counts, error=message, error_kind=kind
                 )
@@ -157,7 +157,7 @@ class RunExecutor:
                 run.run_id,
                 status="failed",
                 counts=counts,
-                error=exc.message,
+                error=str(exc),
                 error_kind=_attribution(exc),
             )
 
@@ -190,7 +190,7 @@ class RunExecutor:
                 run.run_id,
                 "evaluate",
                 status="failed",
-                error=exc.message,
+                error=str(exc),
                 error_kind=_attribution(exc),
             )
             raise
@@ -247,7 +247,7 @@ class RunExecutor:
                 run.run_id,
                 delivery.task,
                 status="failed",
-                error=exc.message,
+                error=str(exc),
                 error_kind=_attribution(exc),
             )
             self.store.add_event(

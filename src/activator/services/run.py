@@ -34,6 +34,7 @@ from activator.engines.registry import open_engine
 from activator.errors import ConfigError
 from activator.mapping.mapper import Mapper
 from activator.runtime.runner import DeliveryPlan, MapFn, Progress, RunExecutor, RunPlan
+from activator.runtime.sources import with_related
 from activator.services.workspace import open_store
 from activator.store import (
     EventRecord,
@@ -237,7 +238,13 @@ def _execute(
         },
     )
     plan = RunPlan(
-        rows=lambda engine: _rows(engine, definition),
+        rows=lambda engine: with_related(
+            _rows(engine, definition),
+            mapper.sources,
+            data_model=ws.config.data_model,
+            table=engine.table,
+            what=f"orchestration {definition.name}: mapping",
+        ),
         deliveries=[
             DeliveryPlan(
                 destination=definition.destination,
