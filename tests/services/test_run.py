@@ -15,6 +15,7 @@ from activator.errors import ConfigError
 from activator.services.run import list_runs, resume_run, run_activation, show_run
 from activator.services.workspace import apply_workspace
 from activator.store.store import MetadataStore
+from tests.fixtures.receiver import Receiver
 
 AS_OF = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CUSTOMERS = 2_500
@@ -209,3 +210,39 @@ def test_related_sources_need_the_customer_key_in_the_rows(workspace: Path) -> N
     assert run.error_kind == "configuration"
     assert run.error is not None
     assert "hint: select customer_id in the query" in run.error
+
+
+def test_rejected_records_are_kept_and_resent_by_a_later_run_on_request(
+    workspace: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_HOOK_SECRET", receiver.secret)
+    (workspace / "destinations" / "hook.yml").write_text(
+        f"type: webhook\nurl: {receiver.url}\nallow_private: true\nbatch_size: 100\n"
+        "credentials: {signing_secret: {env: TEST_HOOK_SECRET}}\n"
+    )
+    (workspace / "orchestrations" / "push.yml").write_text(
+        "query: SELECT customer_id, email FROM customers WHERE customer_id < 500\n"
+        "destination: hook\n"
+    )
+    apply_workspace(workspace)
+    bad = {3, 250, 499}
+    receiver.refuse = lambda record: record["customer_id"] in bad
+    first = run_activation(workspace, "push", as_of=AS_OF)
+    assert first.status == "warning"
+    assert first.counts["rejected"] == 3
+    assert first.counts["rows"] == 497
+    sample = show_run(workspace, first.run_id).rejected
+    assert sorted(r.record["customer_id"] for r in sample) == sorted(bad)
+    assert all(r.reason.startswith("HTTP 400") for r in sample)
+
+    # The receiver is fixed; a plain run does not resend, a run asked to does, once.
+    receiver.refuse = None
+    second = run_activation(workspace, "push", as_of=AS_OF, retry_rejected=True)
+    assert second.status == "succeeded", second.error
+    assert second.counts["deliveries"]["hook"]["retried"] == {"rows": 3, "rejected": 0}
+    ids = [int(r["customer_id"]) for r in receiver.records()]
+    # Run 1 (all but the refused), run 2 (everyone again: an orchestration sends its whole
+    # result) and the three resent records.
+    assert sorted(ids) == sorted([*range(500), *range(500)])
+    third = run_activation(workspace, "push", as_of=AS_OF, retry_rejected=True)
+    assert "retried" not in third.counts["deliveries"]["hook"]

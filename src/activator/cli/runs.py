@@ -30,7 +30,17 @@ NameArg = Annotated[str, typer.Argument(help="The activation's name.")]
 
 
 def run_command(
-    ctx: typer.Context, name: NameArg, as_of: AsOfOpt = None, json_output: JsonOpt = False
+    ctx: typer.Context,
+    name: NameArg,
+    as_of: AsOfOpt = None,
+    retry_rejected: Annotated[
+        bool,
+        typer.Option(
+            "--retry-rejected",
+            help="Also resend the records destinations rejected in earlier runs.",
+        ),
+    ] = False,
+    json_output: JsonOpt = False,
 ) -> None:
     """Run an activation now (its applied version) and report the run."""
     from activator.services.run import run_activation, run_json
@@ -40,7 +50,14 @@ def run_command(
     try:
         moment = workspace_as_of(root, as_of)
         with out.bars() as update:
-            run = run_activation(root, name, as_of=moment, progress=update, say=out.say)
+            run = run_activation(
+                root,
+                name,
+                as_of=moment,
+                retry_rejected=retry_rejected,
+                progress=update,
+                say=out.say,
+            )
     except ActivatorError as exc:
         raise fail(out, exc) from None
     _report(out, run, json_output)

@@ -43,6 +43,10 @@ Progress = Callable[[str, int, int | None], None]
 """``progress(task, rows done, rows in total or None)``."""
 
 
+MAX_RETRIED = 100_000
+"""At most this many earlier rejected records are resent per destination and run."""
+
+
 def owner_id() -> str:
     """This process as a lease owner: ``host:pid``."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -80,11 +84,14 @@ class RunPlan:
         rows: Builds the expression of the rows to send (evaluated once, in the engine).
         deliveries: The destinations.
         keep_snapshot: Keep the ``run_<id>`` table after success (campaigns diff against it).
+        retry_rejected: After each destination's delivery, send again the records it
+            rejected in earlier runs of the activation (task ``retry:<destination>``).
     """
 
     rows: Callable[[Engine], ir.Table]
     deliveries: list[DeliveryPlan]
     keep_snapshot: bool = False
+    retry_rejected: bool = False
 
 
 def snapshot_name(run_id: str) -> str:
@@ -135,6 +142,10 @@ class RunExecutor:
             for position, delivery in enumerate(plan.deliveries, start=1):
                 try:
                     deliveries[delivery.destination] = self._deliver(run, delivery, position, total)
+                    if plan.retry_rejected:
+                        retried = self._retry(run, delivery, position)
+                        if retried:
+                            deliveries[delivery.destination]["retried"] = retried
                 except ActivatorError as exc:
                     failures.append((delivery.destination, exc))
             counts["deliveries"] = deliveries
@@ -275,6 +286,70 @@ class RunExecutor:
         status = "warning" if result.rejected else "succeeded"
         self.store.update_task(
             run.run_id, delivery.task, status=status, counts=counts, detail=result.published
+        )
+        return counts
+
+    def _retry(self, run: RunSummary, delivery: DeliveryPlan, position: int) -> dict[str, int]:
+        """Send again, as they were mapped, the records this destination rejected in earlier
+        runs; mark them retried. Records rejected again are kept with their new reasons."""
+        name = f"retry:{delivery.destination}"
+        task = self.store.ensure_task(
+            run.run_id, name, position=position, destination=delivery.destination
+        )
+        if task.status in ("succeeded", "warning"):
+            return dict(task.counts)
+        ids = task.detail.get("ids")
+        if ids is None:
+            pending = self.store.rejected_records(
+                activation=(run.kind, run.name, delivery.destination),
+                pending_only=True,
+                limit=MAX_RETRIED,
+            )
+            ids = [r.id for r in pending if r.run_id != run.run_id]
+            self.store.update_task(run.run_id, name, status="running", detail={"ids": ids})
+        if not ids:
+            self.store.update_task(run.run_id, name, status="succeeded", counts={"rows": 0})
+            return {}
+        records = self.store.rejected_records(ids=ids)
+        table = pa.Table.from_pylist([r.record for r in records])
+        numbered = table.append_column(SEQ_COLUMN, pa.array(range(table.num_rows), pa.int64()))
+
+        def source(start: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
+            yield from rebatch(iter(numbered.slice(start).to_batches()), batch_rows)
+
+        context = DeliveryContext(
+            run_id=run.run_id,
+            task=name,
+            as_of=run.as_of,
+            timezone=self.timezone,
+            activation_kind=run.kind,
+            activation=run.name,
+            names={run.kind: run.name, **delivery.names},
+            workspace_root=self.workspace_root,
+        )
+        ledger = StoreLedger(
+            self.store,
+            run.run_id,
+            name,
+            activation=(run.kind, run.name),
+            destination=delivery.destination,
+            owner=self.owner,
+        )
+        result = deliver_task(delivery.connector, context, ledger, source)
+        self.store.mark_retried(ids, run.run_id)
+        counts = {"rows": result.rows, "rejected": result.rejected}
+        self.store.update_task(
+            run.run_id,
+            name,
+            status="warning" if result.rejected else "succeeded",
+            counts=counts,
+            detail={"ids": ids},
+        )
+        self.store.add_event(
+            run.run_id,
+            f"resent {len(ids)} records rejected by earlier runs",
+            task=name,
+            fields=counts,
         )
         return counts
 

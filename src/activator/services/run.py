@@ -121,10 +121,14 @@ def run_activation(
     name: str,
     *,
     as_of: datetime,
+    retry_rejected: bool = False,
     progress: Progress | None = None,
     say: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Run an activation now, at ``as_of``, and return how the run ended.
+
+    With ``retry_rejected``, records the destinations rejected in earlier runs are sent again
+    (as they were mapped then) after each destination's delivery.
 
     Raises:
         ConfigError: no such applied activation, or it is of a kind that cannot run yet.
@@ -141,7 +145,7 @@ def run_activation(
         )
         if say is not None:
             say(f"run {run.run_id}: {stored.kind} {stored.name} v{stored.version}")
-        return _execute(ws, store, run, stored, progress)
+        return _execute(ws, store, run, stored, progress, retry_rejected=retry_rejected)
 
 
 def resume_run(
@@ -171,7 +175,8 @@ def resume_run(
         versions = {v.version: v for v in store.versions(run.kind, run.name)}
         stored = versions[run.definition_version]
         store.add_event(run.run_id, "resuming", fields={"previous_status": run.status})
-        return _execute(ws, store, run, stored, progress)
+        retrying = any(t.task.startswith("retry:") for t in store.tasks(run_id))
+        return _execute(ws, store, run, stored, progress, retry_rejected=retrying)
 
 
 def show_run(root: Path, run_id: str, *, events: int = 200, rejected: int = 20) -> RunDetail:
@@ -223,6 +228,8 @@ def _execute(
     run: RunSummary,
     stored: StoredDefinition,
     progress: Progress | None,
+    *,
+    retry_rejected: bool = False,
 ) -> RunSummary:
     definition = OrchestrationDefinition.model_validate(stored.spec)
     connector = open_connector(
@@ -252,6 +259,7 @@ def _execute(
                 mapping=_map_fn(mapper) if definition.mapping else None,
             )
         ],
+        retry_rejected=retry_rejected,
     )
     with open_engine(
         ws.config.engine,

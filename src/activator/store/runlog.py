@@ -312,10 +312,13 @@ class RunLogMixin:
         run_id: str | None = None,
         activation: tuple[str, str, str] | None = None,
         pending_only: bool = False,
+        ids: Sequence[int] | None = None,
         limit: int | None = None,
     ) -> list[RejectedRecord]:
-        """Rejected records of a run, or of an (activation kind, name, destination)."""
+        """Rejected records of a run, of an (activation kind, name, destination), or by id."""
         query = select(RejectedRecordRow)
+        if ids is not None:
+            query = query.where(RejectedRecordRow.id.in_(list(ids)))
         if run_id is not None:
             query = query.where(RejectedRecordRow.run_id == run_id)
         if activation is not None:
