@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from activator.errors import ConfigError
+from activator.services import destination as destination_service
 from activator.services.run import list_runs, resume_run, run_activation, show_run
 from activator.services.workspace import apply_workspace
 from activator.store.store import MetadataStore
@@ -246,3 +247,22 @@ def test_rejected_records_are_kept_and_resent_by_a_later_run_on_request(
     assert sorted(ids) == sorted([*range(500), *range(500)])
     third = run_activation(workspace, "push", as_of=AS_OF, retry_rejected=True)
     assert "retried" not in third.counts["deliveries"]["hook"]
+
+
+def test_an_orchestration_can_replace_a_table_in_the_engine(workspace: Path) -> None:
+    (workspace / "destinations" / "mart.yml").write_text(
+        "type: engine\ntable: customer_feed\nmode: replace\n"
+    )
+    (workspace / "orchestrations" / "mart.yml").write_text(
+        "query: SELECT customer_id, first_name FROM customers WHERE customer_id < 40\n"
+        "destination: mart\n"
+    )
+    apply_workspace(workspace)
+    assert all(c.ok for c in destination_service.test_destination(workspace, "mart"))
+    for _ in range(2):  # replacing twice leaves one copy
+        run = run_activation(workspace, "mart", as_of=AS_OF)
+        assert run.status == "succeeded", run.error
+    con = duckdb.connect(str(workspace / "data" / "shop.duckdb"), read_only=True)
+    rows = con.execute("SELECT count(*), count(DISTINCT customer_id) FROM customer_feed").fetchone()
+    con.close()
+    assert rows == (40, 40)

@@ -18,6 +18,7 @@ from activator.definitions.campaign import CampaignDefinition
 from activator.definitions.config import WorkspaceConfig
 from activator.definitions.destination import (
     DestinationDefinition,
+    EngineTableDestination,
     FileDestination,
     PostgresDestination,
     WebhookDestination,
@@ -33,6 +34,7 @@ AnyDefinition = (
     SegmentDefinition
     | FileDestination
     | PostgresDestination
+    | EngineTableDestination
     | WebhookDestination
     | CampaignDefinition
     | JourneyDefinition

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "DestinationDefinition",
+    "EngineTableDestination",
     "FileDestination",
     "PostgresDestination",
     "WebhookDestination",
@@ -20,10 +21,10 @@ from typing import Annotated
 from pydantic import Field
 
 from activator.definitions.files import FileDestination
-from activator.definitions.table import PostgresDestination
+from activator.definitions.table import EngineTableDestination, PostgresDestination
 from activator.definitions.webhook import WebhookDestination
 
 DestinationDefinition = Annotated[
-    FileDestination | PostgresDestination | WebhookDestination,
+    FileDestination | PostgresDestination | EngineTableDestination | WebhookDestination,
     Field(discriminator="type"),
 ]

@@ -1,8 +1,9 @@
-"""Table destinations: PostgreSQL tables, loaded with COPY and published in one transaction."""
+"""Table destinations, published in one transaction: PostgreSQL tables (loaded with COPY) and
+tables in the workspace's own engine."""
 
 from __future__ import annotations
 
-__all__ = ["CREDENTIAL_KEYS", "PG_IDENTIFIER", "PostgresDestination"]
+__all__ = ["CREDENTIAL_KEYS", "PG_IDENTIFIER", "EngineTableDestination", "PostgresDestination"]
 
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -93,6 +94,47 @@ class PostgresDestination(Definition):
 
     @model_validator(mode="after")
     def _keys_for_upsert(self) -> PostgresDestination:
+        if self.mode == "upsert" and not self.keys:
+            raise ValueError("mode upsert needs keys: the columns identifying a row")
+        if len(set(self.keys)) != len(self.keys):
+            raise ValueError(f"keys {self.keys} name a column twice")
+        return self
+
+
+class EngineTableDestination(Definition):
+    """A table in the workspace's own engine (DuckDB, PostgreSQL), published atomically.
+
+    Each batch is inserted into a staging table in the engine's data-plane schema together
+    with a load marker, in one engine transaction; the publish step moves the staged rows into
+    the target in one more transaction (append, upsert, or replace by swapping tables). Needs
+    an engine with transactions.
+    """
+
+    kind: Literal["destination"] = "destination"
+    type: Literal["engine"]
+    schema_: PgIdentifier | None = Field(default=None, alias="schema")
+    """Schema (database) of the target table in the engine; default: the one holding the
+    customer data (``main`` on DuckDB, the engine's ``schema`` on PostgreSQL)."""
+
+    table: PgIdentifier
+    """Target table, created when missing if ``create`` is true. Used as written (quoted):
+    ``Audience`` and ``audience`` are two tables."""
+
+    mode: Literal["append", "replace", "upsert"] = "append"
+    """``append`` inserts the delivered rows; ``replace`` swaps in a new table holding exactly
+    the delivered rows; ``upsert`` updates the rows whose keys were delivered and inserts the
+    others."""
+
+    keys: list[PgIdentifier] = []
+    """Columns identifying a row; required for ``upsert`` (a key delivered twice takes its
+    last row). No unique index is needed or created."""
+
+    create: bool = True
+    """Create the target table from the delivered columns when it does not exist (otherwise
+    a missing table is an error)."""
+
+    @model_validator(mode="after")
+    def _keys_for_upsert(self) -> EngineTableDestination:
         if self.mode == "upsert" and not self.keys:
             raise ValueError("mode upsert needs keys: the columns identifying a row")
         if len(set(self.keys)) != len(self.keys):

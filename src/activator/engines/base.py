@@ -175,6 +175,12 @@ class Engine(ABC):
         """
         return self.backend.to_pyarrow_batches(expr, chunk_size=rows_per_batch)
 
+    def execute(self, sql: str) -> None:
+        """Run one statement that returns nothing (DDL, DML, ``BEGIN``/``COMMIT``), in the
+        engine's dialect."""
+        self._check_writable("run a statement")
+        self._execute_ddl(sql)
+
     def compile(self, expr: ir.Expr) -> str:
         """The SQL the engine would run for an expression (for plans and debugging)."""
         return str(self.backend.compile(expr))

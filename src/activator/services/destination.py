@@ -7,10 +7,13 @@ __all__ = ["enable_destination", "test_destination"]
 import difflib
 from pathlib import Path
 
+from activator.definitions.table import EngineTableDestination
 from activator.destinations.base import Check
 from activator.destinations.registry import open_connector
 from activator.destinations.secrets import SecretResolver
+from activator.engines.registry import open_engine
 from activator.errors import ActivatorError, ConfigError
+from activator.runtime.engine_table import EngineTableConnector
 from activator.services.workspace import open_store, validate_workspace
 from activator.workspace.loader import load_workspace
 
@@ -34,9 +37,16 @@ def test_destination(root: Path, name: str) -> list[Check]:
             hint=(f"did you mean {close[0]!r}? " if close else "")
             + f"known destinations: {', '.join(sorted(found)) or 'none'}",
         )
+    definition = found[name].model
     try:
-        connector = open_connector(found[name].model, SecretResolver(ws.root), ws.root)
-        return connector.check()
+        if isinstance(definition, EngineTableDestination):
+            with open_engine(
+                ws.config.engine,
+                workspace_root=ws.root,
+                dataplane_schema=ws.config.dataplane_schema,
+            ) as engine:
+                return EngineTableConnector(definition, engine).check()
+        return open_connector(definition, SecretResolver(ws.root), ws.root).check()
     except ActivatorError as exc:
         return [Check(step="configure", ok=False, detail=str(exc))]
 

@@ -27,12 +27,15 @@ import pyarrow as pa
 from pydantic import TypeAdapter, ValidationError
 
 from activator.definitions import DestinationDefinition, OrchestrationDefinition
+from activator.definitions.table import EngineTableDestination
+from activator.destinations.base import Connector
 from activator.destinations.registry import open_connector
 from activator.destinations.secrets import SecretResolver
 from activator.engines.base import Engine
 from activator.engines.registry import open_engine
 from activator.errors import ConfigError
 from activator.mapping.mapper import Mapper
+from activator.runtime.engine_table import EngineTableConnector
 from activator.runtime.runner import DeliveryPlan, MapFn, Progress, RunExecutor, RunPlan
 from activator.runtime.sources import with_related
 from activator.services.workspace import open_store
@@ -232,9 +235,7 @@ def _execute(
     retry_rejected: bool = False,
 ) -> RunSummary:
     definition = OrchestrationDefinition.model_validate(stored.spec)
-    connector = open_connector(
-        _destination(store, definition.destination), SecretResolver(ws.root), ws.root
-    )
+    destination = _destination(store, definition.destination)
     mapper = Mapper(
         definition.mapping,
         {
@@ -244,32 +245,39 @@ def _execute(
             "time": run.as_of,
         },
     )
-    plan = RunPlan(
-        rows=lambda engine: with_related(
-            _rows(engine, definition),
-            mapper.sources,
-            data_model=ws.config.data_model,
-            table=engine.table,
-            what=f"orchestration {definition.name}: mapping",
-        ),
-        deliveries=[
-            DeliveryPlan(
-                destination=definition.destination,
-                connector=connector,
-                mapping=_map_fn(mapper) if definition.mapping else None,
-            )
-        ],
-        retry_rejected=retry_rejected,
-    )
     with open_engine(
         ws.config.engine,
         workspace_root=ws.root,
         dataplane_schema=ws.config.dataplane_schema,
     ) as engine:
+        plan = RunPlan(
+            rows=lambda engine: with_related(
+                _rows(engine, definition),
+                mapper.sources,
+                data_model=ws.config.data_model,
+                table=engine.table,
+                what=f"orchestration {definition.name}: mapping",
+            ),
+            deliveries=[
+                DeliveryPlan(
+                    destination=definition.destination,
+                    connector=_connector(destination, ws, engine),
+                    mapping=_map_fn(mapper) if definition.mapping else None,
+                )
+            ],
+            retry_rejected=retry_rejected,
+        )
         executor = RunExecutor(
             store, engine, workspace_root=ws.root, timezone=ws.config.timezone, progress=progress
         )
         return executor.execute(run, plan)
+
+
+def _connector(definition: Any, ws: Workspace, engine: Engine) -> Connector:
+    """The destination's connector; a table in the engine writes through the run's engine."""
+    if isinstance(definition, EngineTableDestination):
+        return EngineTableConnector(definition, engine)
+    return open_connector(definition, SecretResolver(ws.root), ws.root)
 
 
 def _destination(store: MetadataStore, name: str) -> Any:
