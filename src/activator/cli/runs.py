@@ -43,7 +43,7 @@ def run_command(
     json_output: JsonOpt = False,
 ) -> None:
     """Run an activation now (its applied version) and report the run."""
-    from activator.services.run import run_activation, run_json
+    from activator.services.run import run_activation
 
     out = Output(json_mode=json_output)
     root: Path = ctx.obj.workspace
@@ -60,17 +60,13 @@ def run_command(
             )
     except ActivatorError as exc:
         raise fail(out, exc) from None
-    _report(out, run, json_output)
-    if json_output:
-        out.emit_json(run_json(run))
-    if run.status == "failed":
-        raise typer.Exit(1)
+    _finish(out, run, json_output)
 
 
 @runs_app.command("resume")
 def runs_resume(ctx: typer.Context, run_id: RunArg, json_output: JsonOpt = False) -> None:
     """Continue an interrupted or failed run where it stopped; nothing is sent twice."""
-    from activator.services.run import resume_run, run_json
+    from activator.services.run import resume_run
 
     out = Output(json_mode=json_output)
     try:
@@ -78,11 +74,7 @@ def runs_resume(ctx: typer.Context, run_id: RunArg, json_output: JsonOpt = False
             run = resume_run(ctx.obj.workspace, run_id, progress=update)
     except ActivatorError as exc:
         raise fail(out, exc) from None
-    _report(out, run, json_output)
-    if json_output:
-        out.emit_json(run_json(run))
-    if run.status == "failed":
-        raise typer.Exit(1)
+    _finish(out, run, json_output)
 
 
 @runs_app.command("show")
@@ -153,6 +145,17 @@ def runs_list(
             str(r.counts.get("rejected", "-")),
         )
     out.out.print(table)
+
+
+def _finish(out: Output, run: RunSummary, json_output: bool) -> None:
+    """Report a run that ended (one JSON document with --json); exit 1 when it failed."""
+    from activator.services.run import run_json
+
+    _report(out, run, json_output)
+    if json_output:
+        out.emit_json(run_json(run))
+    if run.status == "failed":
+        raise typer.Exit(1)
 
 
 def _report(out: Output, run: RunSummary, json_output: bool) -> None:

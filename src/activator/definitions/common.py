@@ -17,6 +17,7 @@ __all__ = [
     "SecretRef",
     "SegmentCondition",
     "Window",
+    "known_credentials",
     "rule_children",
     "rule_conditions",
     "segment_references",
@@ -111,6 +112,18 @@ class StoreSecret(Model):
 
 
 SecretRef = EnvSecret | StoreSecret
+
+
+def known_credentials(
+    value: dict[str, SecretRef], allowed: frozenset[str], what: str
+) -> dict[str, SecretRef]:
+    """Refuse credential names a destination type does not use (a typo would otherwise be
+    silently ignored and the connection fail later)."""
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise ValueError(f"unknown credentials {unknown}; {what} takes {sorted(allowed)}")
+    return value
+
 
 # --- Rules -----------------------------------------------------------------------------------
 

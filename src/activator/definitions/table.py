@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from activator.definitions.base import Definition
-from activator.definitions.common import SecretRef
+from activator.definitions.common import SecretRef, known_credentials
 
 PG_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$"
 """A PostgreSQL name Activator accepts: at most 63 bytes (longer ones are truncated by the
@@ -85,12 +85,7 @@ class PostgresDestination(Definition):
     @field_validator("credentials")
     @classmethod
     def _known_credentials(cls, value: dict[str, SecretRef]) -> dict[str, SecretRef]:
-        unknown = sorted(set(value) - CREDENTIAL_KEYS)
-        if unknown:
-            raise ValueError(
-                f"unknown credentials {unknown}; a PostgreSQL table takes {sorted(CREDENTIAL_KEYS)}"
-            )
-        return value
+        return known_credentials(value, CREDENTIAL_KEYS, "a PostgreSQL table")
 
     @model_validator(mode="after")
     def _keys_for_upsert(self) -> PostgresDestination:

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, HttpUrl, field_validator, model_validator
 
 from activator.definitions.base import Definition, Model
-from activator.definitions.common import SecretRef
+from activator.definitions.common import SecretRef, known_credentials
 
 # Headers the connector writes itself: a static header must not override the signature, the
 # idempotency id or the body's type, and a credential must not sit in a committed file.
@@ -112,12 +112,7 @@ class WebhookDestination(Definition):
     @field_validator("credentials")
     @classmethod
     def _known_credentials(cls, value: dict[str, SecretRef]) -> dict[str, SecretRef]:
-        unknown = sorted(set(value) - CREDENTIAL_KEYS)
-        if unknown:
-            raise ValueError(
-                f"unknown credentials {unknown}; a webhook takes {sorted(CREDENTIAL_KEYS)}"
-            )
-        return value
+        return known_credentials(value, CREDENTIAL_KEYS, "a webhook")
 
     @model_validator(mode="after")
     def _signed_and_https(self) -> WebhookDestination:
