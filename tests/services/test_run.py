@@ -253,8 +253,10 @@ def test_an_orchestration_can_replace_a_table_in_the_engine(workspace: Path) -> 
     (workspace / "destinations" / "mart.yml").write_text(
         "type: engine\ntable: customer_feed\nmode: replace\n"
     )
+    # More rows than one load unit (50,000): the stream must survive the loads committed on
+    # the engine while it is being read.
     (workspace / "orchestrations" / "mart.yml").write_text(
-        "query: SELECT customer_id, first_name FROM customers WHERE customer_id < 40\n"
+        "query: SELECT range AS customer_id, 'x' || range AS first_name FROM range(120000)\n"
         "destination: mart\n"
     )
     apply_workspace(workspace)
@@ -265,4 +267,35 @@ def test_an_orchestration_can_replace_a_table_in_the_engine(workspace: Path) -> 
     con = duckdb.connect(str(workspace / "data" / "shop.duckdb"), read_only=True)
     rows = con.execute("SELECT count(*), count(DISTINCT customer_id) FROM customer_feed").fetchone()
     con.close()
-    assert rows == (40, 40)
+    assert rows == (120_000, 120_000)
+
+
+@pytest.mark.postgres
+def test_an_engine_table_on_a_postgres_engine_gets_every_row(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute(
+            "CREATE TABLE customers AS SELECT g AS customer_id, 'x' || g AS first_name "
+            "FROM generate_series(0, 119999) g"
+        )
+    (tmp_path / "activator.yaml").write_text(
+        f"engine: {{type: postgres, url: '{postgres_url}'}}\n"
+        "data_model:\n  customers: {table: customers, key: customer_id}\n"
+    )
+    (tmp_path / "destinations").mkdir()
+    (tmp_path / "destinations" / "mart.yml").write_text("type: engine\ntable: feed_out\n")
+    (tmp_path / "orchestrations").mkdir()
+    (tmp_path / "orchestrations" / "mart.yml").write_text(
+        "query: SELECT * FROM customers\ndestination: mart\n"
+    )
+    apply_workspace(tmp_path)
+    run = run_activation(tmp_path, "mart", as_of=AS_OF)
+    assert run.status == "succeeded", run.error
+    with psycopg.connect(postgres_url) as con:
+        counts = con.execute(
+            "SELECT count(*), count(DISTINCT customer_id) FROM feed_out"
+        ).fetchone()
+    assert counts == (120_000, 120_000)

@@ -175,6 +175,12 @@ class Engine(ABC):
         """
         return self.backend.to_pyarrow_batches(expr, chunk_size=rows_per_batch)
 
+    def stream(self, expr: ir.Expr, *, rows_per_batch: int = 100_000) -> pa.RecordBatchReader:
+        """Like :meth:`to_batches`, on a session of its own where the engine offers one, so
+        that statements run meanwhile (a delivery loading an engine table) cannot disturb the
+        stream. Reads tables, not the main session's temporary views."""
+        return self.to_batches(expr, rows_per_batch=rows_per_batch)
+
     def execute(self, sql: str) -> None:
         """Run one statement that returns nothing (DDL, DML, ``BEGIN``/``COMMIT``), in the
         engine's dialect."""

@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 
 import duckdb
 import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
 import sqlglot.expressions as sge
 from ibis.backends import BaseBackend
 
@@ -187,6 +189,16 @@ class DuckDBEngine(Engine):
             self._release()
             raise
         return backend
+
+    def stream(self, expr: ir.Expr, *, rows_per_batch: int = 100_000) -> pa.RecordBatchReader:
+        """Stream on a cursor of its own (DuckDB's second connection to the same database).
+
+        A statement run on the main connection while a result streams would cut the stream
+        short, silently; a delivery writing into an engine table does exactly that. The cursor
+        sees the database's tables, not the main connection's temporary views (``sources``).
+        """
+        cursor = self.backend.con.cursor()
+        return cursor.execute(self.compile(expr)).to_arrow_reader(rows_per_batch)
 
     def _open_file(self, path: Path, settings: dict[str, Any]) -> BaseBackend:
         shown = self.config.path

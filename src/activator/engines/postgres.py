@@ -9,9 +9,12 @@ from __future__ import annotations
 __all__ = ["PostgresEngine"]
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import ibis.expr.types as ir
+import pyarrow as pa
 from ibis.backends import BaseBackend
 
 from activator.definitions.config import PostgresEngineConfig
@@ -84,6 +87,27 @@ class PostgresEngine(Engine):
                 hint=f"export {self.config.password_env}=... before running Activator",
             )
         return password
+
+    def stream(self, expr: ir.Expr, *, rows_per_batch: int = 100_000) -> pa.RecordBatchReader:
+        """Stream on a second connection: a commit on the main one (a delivery loading an
+        engine table) would close the server-side cursor a stream reads through."""
+        backend = self._connect()
+        table = expr.as_table()
+        schema = table.schema().to_pyarrow()
+        try:
+            reader = backend.to_pyarrow_batches(table, chunk_size=rows_per_batch)
+        except BaseException:
+            backend.disconnect()
+            raise
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            finally:
+                reader.close()
+                backend.disconnect()
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
 
     def _connect(self) -> BaseBackend:
         try:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from activator.destinations.base import SEQ_COLUMN, Connector, DeliveryContext, Unit, UnitLog
+from activator.errors import EngineError
 
 Source = Callable[[int, int], Iterator[pa.RecordBatch]]
 """``source(start_row, batch_rows)``: the rows to send from source row ``start_row`` on, in
@@ -47,6 +48,9 @@ class TaskResult:
     rejected: int = 0
     resumed_from: int = 0
     """The source row this attempt started streaming at (0 unless it resumed)."""
+    end_row: int = 0
+    """One past the last source row delivered: the caller checks it against the row count,
+    so a stream cut short can never pass for a complete delivery."""
     published: dict[str, Any] = field(default_factory=dict)
 
 
@@ -56,6 +60,8 @@ def deliver_task(
     ledger: Ledger,
     source: Source,
     mapper: Mapper | None = None,
+    *,
+    expected_rows: int | None = None,
 ) -> TaskResult:
     """Deliver one task, resuming after whatever an earlier attempt completed.
 
@@ -63,7 +69,9 @@ def deliver_task(
        forgotten and resent.
     2. Streaming restarts at the end of the last delivered unit (units cover whole batches of
        contiguous source rows, so nothing is skipped or repeated).
-    3. When every row is delivered, the delivery is published (idempotent).
+    3. When every row is delivered, the delivery is published (idempotent). With
+       ``expected_rows``, a stream that ends early fails the task *before* publishing: a
+       source cut short can never pass for a complete delivery.
     """
     delivery = connector.open(context, ledger)
     try:
@@ -88,6 +96,12 @@ def deliver_task(
             rows = batch.drop_columns([SEQ_COLUMN])
             delivery.write(mapper(rows) if mapper is not None else rows, first, end)
             start = end
+        if expected_rows is not None and start != expected_rows:
+            raise EngineError(
+                f"{context.task}: the stream of rows to send ended at row {start:,} of "
+                f"{expected_rows:,}; nothing beyond it is marked delivered, nothing was published",
+                hint=f"`activator runs resume {context.run_id}` continues from there",
+            )
         delivery.flush()
         units = sorted(ledger.units(), key=lambda u: u.index)
         parts = [u for u in units if u.index >= 0]
@@ -113,5 +127,6 @@ def deliver_task(
         rows=sum(u.rows for u in parts),
         rejected=sum(u.rejected for u in parts),
         resumed_from=resumed_from,
+        end_row=start,
         published=published,
     )

@@ -252,6 +252,7 @@ class RunExecutor:
                 ledger,
                 self._source(run.run_id, delivery.columns),
                 mapping if delivery.mapping is not None else None,
+                expected_rows=total,
             )
         except ActivatorError as exc:
             self.store.update_task(
@@ -335,7 +336,9 @@ class RunExecutor:
             destination=delivery.destination,
             owner=self.owner,
         )
-        result = deliver_task(delivery.connector, context, ledger, source)
+        result = deliver_task(
+            delivery.connector, context, ledger, source, expected_rows=table.num_rows
+        )
         self.store.mark_retried(ids, run.run_id)
         counts = {"rows": result.rows, "rejected": result.rejected}
         self.store.update_task(
@@ -361,7 +364,7 @@ class RunExecutor:
             if columns is not None:
                 table = table.select(*columns, SEQ_COLUMN)
             expr = table.filter(table[SEQ_COLUMN] >= start).order_by(SEQ_COLUMN)
-            yield from rebatch(self.engine.to_batches(expr, rows_per_batch=batch_rows), batch_rows)
+            yield from rebatch(self.engine.stream(expr, rows_per_batch=batch_rows), batch_rows)
 
         return source
 
