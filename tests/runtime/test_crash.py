@@ -117,6 +117,13 @@ def _kill_when_delivered(
     return _kill_at(process, extra)
 
 
+def _wait_for_run(process: subprocess.Popen[str], root: Path) -> None:
+    while _only_run(root) is None and process.poll() is None:
+        time.sleep(0.01)
+    if process.poll() is None:
+        _kill_at(process, 0.0)
+
+
 def crash_and_resume(
     root: Path,
     seed: int,
@@ -133,15 +140,21 @@ def crash_and_resume(
     must be consistent. Returns the finished run's JSON.
     """
     rng = random.Random(seed)
-    run_id = None
-    killed = 0
-    while run_id is None:
+    # The first kill lands early (start-up, the run's creation, evaluation): the process takes
+    # about a second to start, so it is still running then.
+    process = _start(root, "run", "feed")
+    killed = int(_kill_at(process, rng.uniform(0.2, 1.0)))
+    run_id = _only_run(root)
+    if run_id is None:  # killed before the run was recorded: nothing to resume, run again
         process = _start(root, "run", "feed")
-        killed += _kill_at(process, rng.uniform(0.5, 4.0))
+        _wait_for_run(process, root)
         run_id = _only_run(root)
-        if check_visible is not None:
-            check_visible()
-    thresholds = sorted(rng.sample(range(1, units), kills - 1))
+    assert run_id is not None
+    if check_visible is not None:
+        check_visible()
+    # The next ones land mid-delivery, a random few milliseconds after a random number of
+    # units (in the first half, so a fast delivery is not over before the kill).
+    thresholds = sorted(rng.randint(1, max(1, units // 2)) for _ in range(kills - 1))
     for threshold in thresholds:
         process = _start(root, "runs", "resume", run_id)
         if not _kill_when_delivered(process, root, run_id, threshold, rng.uniform(0, 0.05)):

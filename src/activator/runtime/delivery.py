@@ -8,14 +8,20 @@ from __future__ import annotations
 
 __all__ = ["PUBLISH", "Ledger", "Mapper", "Source", "TaskResult", "deliver_task"]
 
+import contextlib
+import queue
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
 from activator.destinations.base import SEQ_COLUMN, Connector, DeliveryContext, Unit, UnitLog
 from activator.errors import EngineError
+
+_T = TypeVar("_T")
 
 Source = Callable[[int, int], Iterator[pa.RecordBatch]]
 """``source(start_row, batch_rows)``: the rows to send from source row ``start_row`` on, in
@@ -86,16 +92,12 @@ def deliver_task(
         start = resumed_from = max((u.end_row for u in delivered if u.index >= 0), default=0)
         if start:
             ledger.event("resuming", from_row=start, units_done=len(delivered))
-        for batch in source(start, delivery.batch_rows):
-            if batch.num_rows == 0:
-                continue
-            seq = batch.column(SEQ_COLUMN)
-            first, end = int(seq[0].as_py()), int(seq[-1].as_py()) + 1
-            if first != start:
-                raise RuntimeError(f"source rows out of order: expected {start}, got {first}")
-            rows = batch.drop_columns([SEQ_COLUMN])
-            delivery.write(mapper(rows) if mapper is not None else rows, first, end)
-            start = end
+        with _prefetched(_mapped(source(start, delivery.batch_rows), mapper)) as batches:
+            for rows, first, end in batches:
+                if first != start:
+                    raise RuntimeError(f"source rows out of order: expected {start}, got {first}")
+                delivery.write(rows, first, end)
+                start = end
         if expected_rows is not None and start != expected_rows:
             raise EngineError(
                 f"{context.task}: the stream of rows to send ended at row {start:,} of "
@@ -130,3 +132,74 @@ def deliver_task(
         end_row=start,
         published=published,
     )
+
+
+def _mapped(
+    batches: Iterator[pa.RecordBatch], mapper: Mapper | None
+) -> Iterator[tuple[pa.RecordBatch, int, int]]:
+    """Source batches → (mapped rows, first source row, end source row)."""
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        seq = batch.column(SEQ_COLUMN)
+        first, end = int(seq[0].as_py()), int(seq[-1].as_py()) + 1
+        rows = batch.drop_columns([SEQ_COLUMN])
+        yield (mapper(rows) if mapper is not None else rows), first, end
+
+
+PREFETCH = 2
+"""Batches read and mapped ahead of the connector: reading the engine and mapping (Arrow and
+DuckDB kernels, which release the GIL) overlap with writing and sending, and memory stays
+bounded by a few batches."""
+
+_DONE = object()
+
+
+@contextmanager
+def _prefetched(items: Iterator[_T], depth: int = PREFETCH) -> Iterator[Iterator[_T]]:
+    """Iterate ``items`` in a worker thread, at most ``depth`` ahead of the consumer.
+
+    An exception in the worker is raised in the consumer; when the consumer stops early (an
+    error, a crash), the worker is told to stop and joined.
+    """
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(exc)
+
+    worker = threading.Thread(target=work, name="activator-prefetch", daemon=True)
+    worker.start()
+
+    def consume() -> Iterator[_T]:
+        while True:
+            item = slots.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        while worker.is_alive():
+            with contextlib.suppress(queue.Empty):
+                slots.get(timeout=0.1)
+        worker.join()
