@@ -43,11 +43,17 @@ demo: $(VENV)/.base
 	$(BIN)/activator -w $(DEMO_DIR) run customer-360 --as-of $(DEMO_AS_OF)
 	ls -l $(DEMO_DIR)/outbox
 
+# Azurite (the Azure Blob emulator the file-store tests run) from npm, at the locked versions.
+AZURITE := tests/fixtures/azurite
+$(VENV)/.azurite: $(AZURITE)/package.json $(AZURITE)/package-lock.json | $(VENV)/.base
+	npm ci --prefix $(AZURITE) --no-audit --no-fund
+	touch $@
+
 # pytest's exit code 5 (no tests selected) is not a failure.
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(VENV)/.azurite
 	$(BIN)/pytest || test $$? -eq 5
 
-test-fast: $(VENV)/.dev
+test-fast: $(VENV)/.dev $(VENV)/.azurite
 	$(BIN)/pytest -m "not slow and not spark and not postgres"
 
 lint: $(VENV)/.dev
