@@ -299,3 +299,28 @@ def test_an_engine_table_on_a_postgres_engine_gets_every_row(
             "SELECT count(*), count(DISTINCT customer_id) FROM feed_out"
         ).fetchone()
     assert counts == (120_000, 120_000)
+
+
+def test_a_410_disables_the_destination_until_it_is_enabled(
+    workspace: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_HOOK_SECRET", receiver.secret)
+    (workspace / "destinations" / "hook.yml").write_text(
+        f"type: webhook\nurl: {receiver.url}\nallow_private: true\n"
+        "credentials: {signing_secret: {env: TEST_HOOK_SECRET}}\n"
+    )
+    (workspace / "orchestrations" / "push.yml").write_text(
+        "query: SELECT customer_id FROM customers WHERE customer_id < 10\ndestination: hook\n"
+    )
+    apply_workspace(workspace)
+    receiver.fail_next(1, 410)
+    gone = run_activation(workspace, "push", as_of=AS_OF)
+    assert gone.status == "failed"
+    assert gone.error_kind == "configuration"
+    with pytest.raises(ConfigError, match="'hook' is disabled") as refused:
+        run_activation(workspace, "push", as_of=AS_OF)
+    assert "activator destination enable hook" in str(refused.value.hint)
+    destination_service.enable_destination(workspace, "hook")
+    again = run_activation(workspace, "push", as_of=AS_OF)
+    assert again.status == "succeeded", again.error
+    assert len(receiver.records()) == 10
