@@ -12,7 +12,8 @@ then:
 
 - Activator: ``deliver_task`` with the :class:`WebhookConnector` (JSON envelope, signed,
   ``--batch`` records per request, ``--concurrency`` in flight) reading the rows from DuckDB
-  as Arrow batches, with the in-memory ledger of the tests;
+  as Arrow batches, with the production ledger (each unit recorded in a SQLite metadata store
+  before and after it is sent);
 - drt-core (PyPI, in its own venv ``bench/.venv-drt``, created on first use; never a
   dependency of Activator): ``drt run`` of a sync from the same DuckDB table to the same
   receiver with its ``rest_api`` destination in batch mode (``--batch`` records per request,
@@ -162,18 +163,20 @@ def generate(path: str, records: int) -> None:
 
 
 def run_activator(
-    db: str, port: int, secret: str, batch: int, concurrency: int, records: int
+    db: str, port: int, secret: str, batch: int, concurrency: int, records: int, workdir: Path
 ) -> float:
     import duckdb
     import numpy as np
     import pyarrow as pa
-    from tests.fixtures.ledger import MemoryLedger
 
     from activator.definitions.webhook import WebhookDestination
     from activator.destinations.base import SEQ_COLUMN, DeliveryContext
     from activator.destinations.secrets import SecretResolver
     from activator.destinations.webhook import WebhookConnector
     from activator.runtime.delivery import deliver_task
+    from activator.runtime.ledger import LEASE_TTL, StoreLedger
+    from activator.runtime.runner import owner_id
+    from activator.store import MetadataStore
 
     con = duckdb.connect(db, read_only=True)
 
@@ -200,13 +203,34 @@ def run_activator(
     connector = WebhookConnector(
         definition, SecretResolver(Path("."), environ={"BENCH_SECRET": secret})
     )
+    # The production ledger: every unit recorded sending, then delivered, in the metadata
+    # store (SQLite in the work folder), as `activator run` does.
+    store = MetadataStore.open("sqlite:///meta.db", workspace_root=workdir)
+    run = store.create_run(
+        kind="orchestration",
+        name="bench",
+        definition_version=1,
+        trigger="manual",
+        as_of=datetime.now(UTC),
+    )
+    owner = owner_id()
+    store.claim_run(run.run_id, owner, LEASE_TTL)
+    ledger = StoreLedger(
+        store,
+        run.run_id,
+        "deliver:bench",
+        activation=("orchestration", "bench"),
+        destination="bench",
+        owner=owner,
+    )
     context = DeliveryContext(
-        "bench", "deliver:bench", datetime.now(UTC), "UTC", "campaign", "bench"
+        run.run_id, "deliver:bench", run.as_of, "UTC", "orchestration", "bench"
     )
     started = time.perf_counter()
-    result = deliver_task(connector, context, MemoryLedger(), source)
+    result = deliver_task(connector, context, ledger, source)
     elapsed = time.perf_counter() - started
     con.close()
+    store.close()
     if result.rows != records:
         raise SystemExit(f"Activator delivered {result.rows} rows, expected {records}")
     return elapsed
@@ -283,7 +307,6 @@ def main() -> None:
         serve(args.serve)
         return
 
-    sys.path.insert(0, str(BENCH.parent))  # tests.fixtures.ledger: the in-memory ledger
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="activator-bench-webhooks-"))
     workdir.mkdir(parents=True, exist_ok=True)
     db = str(workdir / "audience.duckdb")
@@ -299,7 +322,9 @@ def main() -> None:
         assert server.stdout is not None
         port = int(server.stdout.readline())
         before = receiver_stats(port)["cpu_seconds"]
-        activator_s = run_activator(db, port, secret, args.batch, args.concurrency, args.records)
+        activator_s = run_activator(
+            db, port, secret, args.batch, args.concurrency, args.records, workdir
+        )
         after = receiver_stats(port)
         side = after["activator"]
         if side["records"] != args.records or side["bad_signatures"] or side["duplicates"]:

@@ -43,6 +43,9 @@ Progress = Callable[[str, int, int | None], None]
 """``progress(task, rows done, rows in total or None)``."""
 
 
+SORT_WINDOW = 500_000
+"""Rows of the snapshot the engine sorts at a time while streaming it in ``_seq`` order."""
+
 MAX_RETRIED = 100_000
 """At most this many earlier rejected records are resent per destination and run."""
 
@@ -108,6 +111,7 @@ class RunExecutor:
         workspace_root: The workspace folder.
         timezone: The workspace's time zone (for templates).
         progress: Reports rows delivered per task (the CLI draws bars from it).
+        sort_window: Rows of the snapshot sorted at a time while streaming it.
     """
 
     def __init__(
@@ -118,8 +122,10 @@ class RunExecutor:
         workspace_root: Path,
         timezone: str,
         progress: Progress | None = None,
+        sort_window: int = SORT_WINDOW,
     ) -> None:
         self.store = store
+        self.sort_window = sort_window
         self.engine = engine
         self.workspace_root = workspace_root
         self.timezone = timezone
@@ -359,12 +365,29 @@ class RunExecutor:
     def _source(
         self, run_id: str, columns: list[str] | None
     ) -> Callable[[int, int], Iterator[pa.RecordBatch]]:
-        def source(start: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        def windows(start: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
             table = self.engine.dataplane_table(snapshot_name(run_id))
             if columns is not None:
                 table = table.select(*columns, SEQ_COLUMN)
-            expr = table.filter(table[SEQ_COLUMN] >= start).order_by(SEQ_COLUMN)
-            yield from rebatch(self.engine.stream(expr, rows_per_batch=batch_rows), batch_rows)
+            # In windows of _seq: one ORDER BY over the whole snapshot would make the engine
+            # sort (and hold) every row before the first batch; a window's sort is bounded,
+            # and the snapshot, written in _seq order, lets the engine skip to each window.
+            window = max(self.sort_window, batch_rows)
+            low = start
+            while True:
+                seq = table[SEQ_COLUMN]
+                expr = table.filter((seq >= low) & (seq < low + window)).order_by(SEQ_COLUMN)
+                got = 0
+                for batch in self.engine.stream(expr, rows_per_batch=batch_rows):
+                    got += batch.num_rows
+                    yield batch
+                if got < window:
+                    return
+                low += window
+
+        def source(start: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
+            # Re-cut across windows: batches are exactly batch_rows long whatever the window.
+            yield from rebatch(windows(start, batch_rows), batch_rows)
 
         return source
 
