@@ -2,6 +2,7 @@
 
 Usage:
     python bench/delivery.py [--rows 1000000 10000000] [--workdir DIR] [--phone]
+        [--memory-limit 1GB]
 
 For each row count it builds a DuckDB file with a ``customers`` table (id, e-mail with case and
 spaces, first and last name, city, country, phone, spend DECIMAL, signup timestamp), then, in
@@ -37,7 +38,7 @@ from typing import Any
 import duckdb
 
 CONFIG = """\
-engine: {type: duckdb, path: data/shop.duckdb}
+engine: {type: duckdb, path: data/shop.duckdb@LIMIT@}
 timezone: Europe/Paris
 data_model:
   customers: {table: customers, key: customer_id}
@@ -103,10 +104,11 @@ def make_data(path: Path, rows: int) -> None:
     con.close()
 
 
-def make_workspace(root: Path, data: Path, phone: bool) -> None:
+def make_workspace(root: Path, data: Path, phone: bool, memory_limit: str | None) -> None:
     (root / "data").mkdir(parents=True)
     os.link(data, root / "data" / "shop.duckdb")
-    (root / "activator.yaml").write_text(CONFIG)
+    limit = f", memory_limit: {memory_limit}" if memory_limit else ""
+    (root / "activator.yaml").write_text(CONFIG.replace("@LIMIT@", limit))
     (root / "destinations").mkdir()
     (root / "orchestrations").mkdir()
     mapping = MAPPING + (PHONE if phone else "")
@@ -131,13 +133,13 @@ def timed(command: list[str], cwd: Path | None = None) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
-def bench(rows: int, workdir: Path, phone: bool) -> dict[str, Any]:
+def bench(rows: int, workdir: Path, phone: bool, memory_limit: str | None) -> dict[str, Any]:
     data = workdir / f"customers_{rows}.duckdb"
     if not data.exists():
         make_data(data, rows)
     root = workdir / f"ws_{rows}"
     shutil.rmtree(root, ignore_errors=True)
-    make_workspace(root, data, phone)
+    make_workspace(root, data, phone, memory_limit)
     activator = [sys.executable, "-m", "activator", "-w", str(root)]
     subprocess.run([*activator, "apply"], check=True, capture_output=True)
     result: dict[str, Any] = {"rows": rows}
@@ -151,7 +153,8 @@ def bench(rows: int, workdir: Path, phone: bool) -> dict[str, Any]:
         target = workdir / f"duckdb_{name}"
         script = (
             "import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
-            "con.execute(sys.argv[2])"
+            + (f"con.execute(\"SET memory_limit = '{memory_limit}'\"); " if memory_limit else "")
+            + "con.execute(sys.argv[2])"
         )
         copy = f"COPY ({select}) TO '{target}' ({options})"
         theirs, their_rss = timed([sys.executable, "-c", script, str(data), copy])
@@ -173,11 +176,21 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--phone", action="store_true", help="map the phone to E.164 too")
+    parser.add_argument(
+        "--memory-limit",
+        default=None,
+        help="DuckDB's memory_limit for both sides (e.g. 1GB); default: DuckDB's (80%% of RAM)",
+    )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="activator-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    results = [bench(rows, workdir, args.phone) for rows in args.rows]
-    print(json.dumps({"phone": args.phone, "results": results}, indent=2))
+    results = [bench(rows, workdir, args.phone, args.memory_limit) for rows in args.rows]
+    print(
+        json.dumps(
+            {"phone": args.phone, "memory_limit": args.memory_limit, "results": results},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":
