@@ -59,41 +59,55 @@ class StoreLedger:
         self._owner = owner
         self._on_unit = on_unit
         self._renewed = time.monotonic()
+        # A delivered unit is written with the next unit's "sending" (one transaction for
+        # two records). Until then the ledger shows it "sending", which a resume settles with
+        # the destination exactly like a unit whose confirmation was lost: the protocol
+        # already covers it, and the ledger costs half as many commits.
+        self._held: list[LedgerEntry] = []
 
     def _renew(self) -> None:
         if time.monotonic() - self._renewed >= RENEW_EVERY:
             self._store.renew_lease(self._run_id, self._owner, LEASE_TTL)
             self._renewed = time.monotonic()
 
-    def _write(self, unit: Unit, state: str) -> None:
-        self._store.record_unit(
-            self._run_id,
-            self._task,
-            LedgerEntry(
-                idx=unit.index,
-                unit_id=unit.unit_id,
-                state=state,
-                first_row=unit.first_row,
-                end_row=unit.end_row,
-                rows=unit.rows,
-                rejected=unit.rejected,
-                detail=dict(unit.detail),
-            ),
+    @staticmethod
+    def _entry(unit: Unit, state: str) -> LedgerEntry:
+        return LedgerEntry(
+            idx=unit.index,
+            unit_id=unit.unit_id,
+            state=state,
+            first_row=unit.first_row,
+            end_row=unit.end_row,
+            rows=unit.rows,
+            rejected=unit.rejected,
+            detail=dict(unit.detail),
         )
 
+    def flush(self) -> None:
+        """Write the delivered units held back."""
+        if self._held:
+            held, self._held = self._held, []
+            self._store.record_units(self._run_id, self._task, held)
+
     def sending(self, unit: Unit) -> None:
-        """Record the unit as about to become visible at the destination."""
+        """Record the unit as about to become visible at the destination (with the
+        confirmation of the unit before it, held back until now)."""
         self._renew()
-        self._write(unit, "sending")
+        held, self._held = self._held, []
+        self._store.record_units(self._run_id, self._task, [*held, self._entry(unit, "sending")])
 
     def delivered(self, unit: Unit) -> None:
-        """Record the unit as confirmed."""
-        self._write(unit, "delivered")
+        """Record the unit as confirmed (written with the next ``sending``, or at once for
+        the publish step, the task's last)."""
+        self._held.append(self._entry(unit, "delivered"))
+        if unit.index < 0:
+            self.flush()
         if self._on_unit is not None:
             self._on_unit(unit)
 
     def rejected(self, unit: Unit, rows: pa.Table, reasons: list[str]) -> None:
         """Keep refused rows with their reasons (rejects are few; they are stored as JSON)."""
+        self.flush()
         kind, name = self._activation
         self._store.add_rejected(
             self._run_id,
@@ -108,6 +122,7 @@ class StoreLedger:
 
     def event(self, message: str, **fields: Any) -> None:
         """Add a line to the run's event log."""
+        self.flush()
         level = str(fields.pop("level", "info"))
         self._store.add_event(
             self._run_id, message, level=level, task=self._task, fields=_jsonable(fields)
@@ -115,18 +130,21 @@ class StoreLedger:
 
     def units(self) -> list[Unit]:
         """Delivered units, in index order."""
+        self.flush()
         return [
             _unit(e) for e in self._store.ledger(self._run_id, self._task) if e.state == "delivered"
         ]
 
     def pending(self) -> list[Unit]:
         """Units an interrupted attempt left *sending*."""
+        self.flush()
         return [
             _unit(e) for e in self._store.ledger(self._run_id, self._task) if e.state == "sending"
         ]
 
     def settled(self, unit: Unit) -> None:
         """Forget a *sending* unit that never arrived (its rows are sent again)."""
+        self.flush()
         self._store.forget_unit(self._run_id, self._task, unit.index)
 
 

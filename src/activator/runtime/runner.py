@@ -252,14 +252,17 @@ class RunExecutor:
         )
         mapping = _Counted(delivery.mapping)
         try:
-            result = deliver_task(
-                delivery.connector,
-                context,
-                ledger,
-                self._source(run.run_id, delivery.columns),
-                mapping if delivery.mapping is not None else None,
-                expected_rows=total,
-            )
+            try:
+                result = deliver_task(
+                    delivery.connector,
+                    context,
+                    ledger,
+                    self._source(run.run_id, delivery.columns),
+                    mapping if delivery.mapping is not None else None,
+                    expected_rows=total,
+                )
+            finally:
+                ledger.flush()
         except ActivatorError as exc:
             self.store.update_task(
                 run.run_id,
@@ -342,9 +345,12 @@ class RunExecutor:
             destination=delivery.destination,
             owner=self.owner,
         )
-        result = deliver_task(
-            delivery.connector, context, ledger, source, expected_rows=table.num_rows
-        )
+        try:
+            result = deliver_task(
+                delivery.connector, context, ledger, source, expected_rows=table.num_rows
+            )
+        finally:
+            ledger.flush()
         self.store.mark_retried(ids, run.run_id)
         counts = {"rows": result.rows, "rejected": result.rejected}
         self.store.update_task(

@@ -17,13 +17,16 @@ __all__ = [
     "TaskSummary",
 ]
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from activator.errors import StoreError
@@ -106,6 +109,7 @@ class RunLogMixin:
     _clock: Callable[[], datetime]
     _reads: sessionmaker[Session]
     _writes: sessionmaker[Session]
+    _write_engine: Engine
 
     def _guard(self, action: str) -> AbstractContextManager[None]:
         raise NotImplementedError
@@ -241,20 +245,36 @@ class RunLogMixin:
 
     def record_unit(self, run_id: str, task: str, entry: LedgerEntry) -> None:
         """Write a unit's state (insert or replace)."""
+        self.record_units(run_id, task, [entry])
+
+    def record_units(self, run_id: str, task: str, entries: Sequence[LedgerEntry]) -> None:
+        """Write units' states in one transaction, in order (insert or replace).
+
+        One cached Core ``INSERT ... ON CONFLICT DO UPDATE`` (SQLite and PostgreSQL both have
+        it): the ledger writes about twice per unit, and an ORM read-modify-write cost
+        ~1.6 ms a time.
+        """
         now = self._clock()
-        with self._guard("writing the ledger"), self._writes() as session, session.begin():
-            row = session.get(LedgerUnitRow, (run_id, task, entry.idx))
-            if row is None:
-                row = LedgerUnitRow(run_id=run_id, task=task, idx=entry.idx)
-                session.add(row)
-            row.unit_id = entry.unit_id
-            row.state = entry.state
-            row.first_row = entry.first_row
-            row.end_row = entry.end_row
-            row.rows = entry.rows
-            row.rejected = entry.rejected
-            row.detail = dict(entry.detail)
-            row.updated_at = now
+        values = [
+            {
+                "run_id": run_id,
+                "task": task,
+                "idx": entry.idx,
+                "unit_id": entry.unit_id,
+                "state": entry.state,
+                "first_row": entry.first_row,
+                "end_row": entry.end_row,
+                "rows": entry.rows,
+                "rejected": entry.rejected,
+                "detail": dict(entry.detail),
+                "updated_at": now,
+            }
+            for entry in entries
+        ]
+        statement = _upsert_unit(self._write_engine.dialect.name)
+        with self._guard("writing the ledger"), self._write_engine.begin() as connection:
+            for row in values:  # in order: a unit may appear twice (sending, then delivered)
+                connection.execute(statement, row)
 
     def forget_unit(self, run_id: str, task: str, idx: int) -> None:
         """Remove a *sending* unit that never reached the destination."""
@@ -378,6 +398,23 @@ class RunLogMixin:
         )
         with self._guard("reading events"), self._reads() as session:
             return [_event(row) for row in session.scalars(query)]
+
+
+@functools.cache
+def _upsert_unit(dialect: str) -> Any:
+    """The ledger's upsert for a dialect, built once: parameters come at execution, so
+    SQLAlchemy compiles it once too."""
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(LedgerUnitRow)
+    keys = ("run_id", "task", "idx")
+    return statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={
+            column.name: statement.excluded[column.name]
+            for column in LedgerUnitRow.__table__.columns
+            if column.name not in keys
+        },
+    )
 
 
 def _task(row: RunTaskRow) -> TaskSummary:
