@@ -15,11 +15,10 @@ __all__ = [
 ]
 
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from activator.definitions.base import Model
+from activator.definitions.base import Model, TimeZone
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 """A table or column name in the engine."""
@@ -128,7 +127,7 @@ class WorkspaceConfig(Model):
 
     engine: EngineConfig = Field(default_factory=DuckDBEngineConfig)
     metadata: MetadataConfig = Field(default_factory=MetadataConfig)
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     """Default time zone for dates without an offset, schedules and file names."""
 
     dataplane_schema: Identifier = "activator"
@@ -136,17 +135,6 @@ class WorkspaceConfig(Model):
     delivery ledger)."""
 
     data_model: DataModel
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name like 'Europe/Paris'"
-            ) from None
-        return value
 
     @model_validator(mode="after")
     def _events_differ_from_customers(self) -> WorkspaceConfig:

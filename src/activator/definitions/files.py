@@ -22,11 +22,10 @@ import re
 import string
 from datetime import datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from activator.definitions.base import Definition, Model
+from activator.definitions.base import Definition, Model, TimeZone
 from activator.definitions.common import SecretRef
 
 TEMPLATE_FIELDS: dict[str, str] = {
@@ -292,7 +291,7 @@ class FileDestination(Definition):
     """The file's extension; absent: from the format, compression and encryption
     (``.csv.gz``, ``.parquet.zip``, ``.ndjson.gpg``). ``""`` adds none."""
 
-    timezone: str | None = None
+    timezone: TimeZone | None = None
     """IANA time zone ``run_time`` and ``next_day`` are shown in; default: the workspace's."""
 
     format: FileFormat = Field(default_factory=FileFormat)
@@ -351,18 +350,6 @@ class FileDestination(Definition):
     def _safe_extension(cls, value: str | None) -> str | None:
         if value and ("/" in value or "\\" in value or not value.startswith(".")):
             raise ValueError(f"extension {value!r} must start with '.' and name no folder")
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(
-                    f"timezone {value!r} is not an IANA time zone (e.g. Europe/Paris, UTC)"
-                ) from None
         return value
 
     @property

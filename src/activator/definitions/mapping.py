@@ -42,7 +42,6 @@ __all__ = [
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -54,7 +53,7 @@ from pydantic import (
     model_validator,
 )
 
-from activator.definitions.base import Model
+from activator.definitions.base import Model, TimeZone
 
 RUN_FIELDS: dict[str, str] = {
     "campaign": "the campaign's name",
@@ -147,24 +146,12 @@ class FormatOptions(Model):
     pattern: str = Field(min_length=1)
     """A ``strftime`` pattern, e.g. ``%Y-%m-%d`` or ``%Y-%m-%dT%H:%M:%S%z``."""
 
-    timezone: str | None = None
+    timezone: TimeZone | None = None
     """IANA time zone the time is shown in (e.g. ``Europe/Paris``). Timestamps with a time
     zone are converted; timestamps without one are taken as UTC. Dates are not shifted."""
 
     parse: str = "%Y-%m-%d"
     """``strptime`` pattern used when the source is text; values that do not parse → null."""
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(
-                    f"unknown time zone {value!r}: use an IANA name such as Europe/Paris or UTC"
-                ) from None
-        return value
 
 
 class FormatTransform(Model):
