@@ -1,8 +1,9 @@
 """The delivery ledger on the metadata store: what connectors report, kept durably.
 
-Each ``sending``/``delivered`` is one short transaction, so a ``kill -9`` at any moment leaves
-the ledger describing exactly what the destination may have seen; see
-:mod:`activator.destinations.base` for how a resume settles it. Writing the ledger also renews
+Each ``sending`` is committed before the side effect (together with the previous unit's
+``delivered``, held back until then), so after a ``kill -9`` at any moment the ledger names
+every unit the destination may have seen; see :mod:`activator.destinations.base` for how a
+resume settles them. Writing the ledger also renews
 the run's lease, which tells other processes that this run is alive.
 """
 

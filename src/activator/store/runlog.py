@@ -2,7 +2,7 @@
 records, events, and the lease that says who is executing it.
 
 Mixed into :class:`activator.store.store.MetadataStore`; the runtime's ledger is written on
-these methods. Every write is its own short transaction: a ``kill -9`` loses at most the step
+these methods. Every call is its own short transaction: a ``kill -9`` loses at most the call
 in flight, which the delivery protocol settles on resume.
 """
 
