@@ -32,12 +32,10 @@ import pyarrow as pa
 from activator.destinations.base import SEQ_COLUMN, Connector, DeliveryContext, Unit
 from activator.engines.base import Engine
 from activator.errors import ActivatorError, ConfigError, DestinationError
+from activator.mapping.mapper import Mapper
 from activator.runtime.delivery import deliver_task
 from activator.runtime.ledger import LEASE_TTL, StoreLedger
 from activator.store import MetadataStore, RunClaimedError, RunSummary
-
-MapFn = Callable[[pa.RecordBatch], tuple[pa.RecordBatch, int, int]]
-"""A batch's attribute mapping: ``batch → (mapped batch, shrink, expansion)``."""
 
 Progress = Callable[[str, int, int | None], None]
 """``progress(task, rows done, rows in total or None)``."""
@@ -62,14 +60,15 @@ class DeliveryPlan:
     Attributes:
         destination: The destination's name (the task is ``deliver:<name>``).
         connector: Its connector.
-        mapping: The attribute mapping (None sends the snapshot's columns as they are).
+        mapping: The attribute mapping (None sends the snapshot's columns as they are); its
+            ``totals`` count shrink and expansion.
         names: Names for templates and run metadata (campaign, group, node...).
         columns: The snapshot columns this destination reads (None: all).
     """
 
     destination: str
     connector: Connector
-    mapping: MapFn | None = None
+    mapping: Mapper | None = None
     names: dict[str, str] = field(default_factory=dict)
     columns: list[str] | None = None
 
@@ -223,42 +222,21 @@ class RunExecutor:
         if task.status in ("succeeded", "warning"):
             return task.counts
         self.store.update_task(run.run_id, delivery.task, status="running")
-        context = DeliveryContext(
-            run_id=run.run_id,
-            task=delivery.task,
-            as_of=run.as_of,
-            timezone=self.timezone,
-            activation_kind=run.kind,
-            activation=run.name,
-            names={run.kind: run.name, **delivery.names},
-            workspace_root=self.workspace_root,
-        )
-        done = 0
 
         def on_unit(unit: Unit) -> None:
-            nonlocal done
-            done = unit.end_row
             if self.progress is not None:
-                self.progress(delivery.task, done, total)
+                self.progress(delivery.task, unit.end_row, total)
 
-        ledger = StoreLedger(
-            self.store,
-            run.run_id,
-            delivery.task,
-            activation=(run.kind, run.name),
-            destination=delivery.destination,
-            owner=self.owner,
-            on_unit=on_unit,
-        )
-        mapping = _Counted(delivery.mapping)
+        ledger = self._ledger(run, delivery.task, delivery, on_unit=on_unit)
+        mapper = delivery.mapping
         try:
             try:
                 result = deliver_task(
                     delivery.connector,
-                    context,
+                    self._context(run, delivery.task, delivery),
                     ledger,
                     self._source(run.run_id, delivery.columns),
-                    mapping if delivery.mapping is not None else None,
+                    mapper,
                     expected_rows=total,
                 )
             finally:
@@ -281,16 +259,16 @@ class RunExecutor:
             if isinstance(exc, DestinationError) and exc.disables_destination:
                 self.store.set_status("destination", delivery.destination, "disabled")
             raise
-        if result.resumed_from:
+        if mapper is not None and result.resumed_from:
             # Rows mapped by an earlier attempt: count their shrink and expansion again,
             # without sending anything, so the run's counts are exact after a resume.
-            mapping.recount(self._source(run.run_id, delivery.columns), result.resumed_from)
+            _recount(mapper, self._source(run.run_id, delivery.columns), result.resumed_from)
         counts = {
             "customers": total,
             "rows": result.rows,
             "rejected": result.rejected,
-            "shrink": mapping.shrink,
-            "expansion": mapping.expansion,
+            "shrink": mapper.totals.shrink if mapper is not None else 0,
+            "expansion": mapper.totals.expansion if mapper is not None else 0,
             "units": len(result.units),
         }
         status = "warning" if result.rejected else "succeeded"
@@ -327,27 +305,14 @@ class RunExecutor:
         def source(start: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
             yield from rebatch(iter(numbered.slice(start).to_batches()), batch_rows)
 
-        context = DeliveryContext(
-            run_id=run.run_id,
-            task=name,
-            as_of=run.as_of,
-            timezone=self.timezone,
-            activation_kind=run.kind,
-            activation=run.name,
-            names={run.kind: run.name, **delivery.names},
-            workspace_root=self.workspace_root,
-        )
-        ledger = StoreLedger(
-            self.store,
-            run.run_id,
-            name,
-            activation=(run.kind, run.name),
-            destination=delivery.destination,
-            owner=self.owner,
-        )
+        ledger = self._ledger(run, name, delivery)
         try:
             result = deliver_task(
-                delivery.connector, context, ledger, source, expected_rows=table.num_rows
+                delivery.connector,
+                self._context(run, name, delivery),
+                ledger,
+                source,
+                expected_rows=table.num_rows,
             )
         finally:
             ledger.flush()
@@ -367,6 +332,36 @@ class RunExecutor:
             fields=counts,
         )
         return counts
+
+    def _context(self, run: RunSummary, task: str, delivery: DeliveryPlan) -> DeliveryContext:
+        return DeliveryContext(
+            run_id=run.run_id,
+            task=task,
+            as_of=run.as_of,
+            timezone=self.timezone,
+            activation_kind=run.kind,
+            activation=run.name,
+            names={run.kind: run.name, **delivery.names},
+            workspace_root=self.workspace_root,
+        )
+
+    def _ledger(
+        self,
+        run: RunSummary,
+        task: str,
+        delivery: DeliveryPlan,
+        *,
+        on_unit: Callable[[Unit], None] | None = None,
+    ) -> StoreLedger:
+        return StoreLedger(
+            self.store,
+            run.run_id,
+            task,
+            activation=(run.kind, run.name),
+            destination=delivery.destination,
+            owner=self.owner,
+            on_unit=on_unit,
+        )
 
     def _source(
         self, run_id: str, columns: list[str] | None
@@ -403,35 +398,18 @@ class RunExecutor:
             self.engine.backend.drop_table(name, database=self.engine.dataplane_schema)
 
 
-class _Counted:
-    """Wraps a mapping to count shrink and expansion, and where it started."""
-
-    def __init__(self, fn: MapFn | None) -> None:
-        self._fn = fn
-        self.shrink = 0
-        self.expansion = 0
-
-    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        if self._fn is None:
-            return batch
-        mapped, shrink, expansion = self._fn(batch)
-        self.shrink += shrink
-        self.expansion += expansion
-        return mapped
-
-    def recount(self, source: Callable[[int, int], Iterator[pa.RecordBatch]], end: int) -> None:
-        if self._fn is None or end <= 0:
-            return
-        for batch in source(0, 100_000):
-            seq = batch.column(SEQ_COLUMN)
-            keep = batch.num_rows
-            if int(seq[-1].as_py()) >= end:
-                keep = end - int(seq[0].as_py())
-            if keep <= 0:
-                break
-            _, shrink, expansion = self._fn(batch.slice(0, keep).drop_columns([SEQ_COLUMN]))
-            self.shrink += shrink
-            self.expansion += expansion
+def _recount(
+    mapper: Mapper, source: Callable[[int, int], Iterator[pa.RecordBatch]], end: int
+) -> None:
+    """Add to the mapper's totals the source rows before ``end``, mapped but not sent."""
+    for batch in source(0, 100_000):
+        seq = batch.column(SEQ_COLUMN)
+        keep = batch.num_rows
+        if int(seq[-1].as_py()) >= end:
+            keep = end - int(seq[0].as_py())
+        if keep <= 0:
+            break
+        mapper.totals.add(mapper.apply(batch.slice(0, keep).drop_columns([SEQ_COLUMN])))
 
 
 def rebatch(

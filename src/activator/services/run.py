@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import ibis.expr.types as ir
-import pyarrow as pa
 from pydantic import TypeAdapter, ValidationError
 
 from activator.definitions import DestinationDefinition, OrchestrationDefinition
@@ -36,7 +35,7 @@ from activator.engines.registry import open_engine
 from activator.errors import ConfigError
 from activator.mapping.mapper import Mapper
 from activator.runtime.engine_table import EngineTableConnector
-from activator.runtime.runner import DeliveryPlan, MapFn, Progress, RunExecutor, RunPlan
+from activator.runtime.runner import DeliveryPlan, Progress, RunExecutor, RunPlan
 from activator.runtime.sources import with_related
 from activator.services.workspace import open_store
 from activator.store import (
@@ -262,7 +261,7 @@ def _execute(
                 DeliveryPlan(
                     destination=definition.destination,
                     connector=_connector(destination, ws, engine),
-                    mapping=_map_fn(mapper) if definition.mapping else None,
+                    mapping=mapper if definition.mapping else None,
                 )
             ],
             retry_rejected=retry_rejected,
@@ -308,14 +307,6 @@ def _rows(engine: Engine, definition: OrchestrationDefinition) -> ir.Table:
         return engine.table(definition.table)
     assert definition.query is not None
     return engine.backend.sql(definition.query, dialect=definition.dialect)
-
-
-def _map_fn(mapper: Mapper) -> MapFn:
-    def apply(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, int, int]:
-        mapped = mapper.apply(batch)
-        return mapped.batch, mapped.shrink, mapped.expansion
-
-    return apply
 
 
 def _iso(value: datetime | None) -> str | None:
