@@ -26,7 +26,9 @@ from activator.compiler.sqlseg import output_columns, unknown_functions
 from activator.definitions.common import (
     AttributeCondition,
     BehaviorCondition,
+    CampaignActivityCondition,
     Comparison,
+    DateComparison,
     Rules,
     ScoreCondition,
     Window,
@@ -38,6 +40,8 @@ from activator.errors import CompileError
 
 # Dates in a definition are checked for shape only; any fixed clock will do.
 _CHECK_CLOCK = datetime(2000, 1, 1, tzinfo=UTC)
+_OTHER_CLOCK = datetime(2001, 6, 1, tzinfo=UTC)
+"""A second clock: a date value that resolves differently on it is relative."""
 
 _COUNT_OPS = {"=", "!=", ">", ">=", "<", "<=", "between", "not_between"}
 
@@ -105,7 +109,9 @@ class _Checker:
                 self.behavior(leaf, leaf_path)
             elif isinstance(leaf, ScoreCondition):
                 self.score(leaf, leaf_path)
-            # SegmentCondition: references.py checks the name and cycles.
+            elif isinstance(leaf, CampaignActivityCondition):
+                self.campaign(leaf, leaf_path)
+            # SegmentCondition: references.py checks the name and cycles (and campaign names).
 
     def attribute(self, node: AttributeCondition, path: str, *, table: str | None = None) -> None:
         owner, column = node.attribute.split(".", 1)
@@ -288,6 +294,66 @@ class _Checker:
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
                 self.add(f"{path}.value", f"RFM scores are deciles 1 to 10, not {value!r}")
                 return
+
+    def campaign(self, node: CampaignActivityCondition, path: str) -> None:
+        self.window(node.window, f"{path}.window")
+        if node.times is not None:
+            self.times(node.times, f"{path}.times")
+        for part in ("first", "last"):
+            when: DateComparison | None = getattr(node, part)
+            if when is not None:
+                self.date_value(when, f"{path}.{part}")
+
+    def times(self, comparison: Comparison, path: str) -> None:
+        """A number of runs: whole and not negative."""
+        values = comparison.value if isinstance(comparison.value, list) else [comparison.value]
+        if comparison.op in ("between", "not_between") and len(values) != 2:
+            self.add(f"{path}.value", f"{comparison.op} takes two numbers of times: [low, high]")
+            return
+        if comparison.op not in ("between", "not_between") and isinstance(comparison.value, list):
+            self.add(f"{path}.value", f"{comparison.op} takes one number, not a list")
+            return
+        numbers = [_as_number(value) for value in values]
+        for value, number in zip(values, numbers, strict=True):
+            if number is None or number != number.to_integral_value() or number < 0:
+                self.add(f"{path}.value", f"{value!r} is not a number of times (0, 1, 2...)")
+                return
+        if len(numbers) == 2 and numbers[0] > numbers[1]:  # type: ignore[operator]
+            self.add(f"{path}.value", f"between: the low bound {values[0]} is above the high")
+
+    def date_value(self, when: DateComparison, path: str) -> None:
+        """A date operator's value: one date, or two in order for between."""
+        where = f"{path}.value"
+        if when.op in ("between", "not_between"):
+            if not isinstance(when.value, list) or len(when.value) != 2:
+                self.add(where, f"{when.op} takes two dates: [from, to]")
+                return
+            items = list(when.value)
+        elif isinstance(when.value, list):
+            self.add(where, f"{when.op} takes one date, not a list")
+            return
+        else:
+            items = [when.value]
+        zone = ZoneInfo("UTC")
+        moments = []
+        for item in items:
+            try:
+                moments.append(parse_date_value(item, _CHECK_CLOCK, zone))
+            except ValueError as exc:
+                self.add(where, str(exc))
+                return
+        # A relative date (30 days ago) against a fixed one (2026-01-01): their order depends
+        # on the as-of time, so only two of the same sort are compared here.
+        relative = [
+            parse_date_value(item, _OTHER_CLOCK, zone) != moment
+            for item, moment in zip(items, moments, strict=True)
+        ]
+        if (
+            len(moments) == 2
+            and relative[0] == relative[1]
+            and moments[0].start(zone) > moments[1].start(zone)
+        ):
+            self.add(where, f"between: {items[0]} is after {items[1]}")
 
     def sql(self) -> None:
         definition = self.definition

@@ -11,6 +11,7 @@ from activator.definitions.common import (
     AnyGroup,
     AttributeCondition,
     BehaviorCondition,
+    CampaignActivityCondition,
     Comparison,
     NotGroup,
     Rules,
@@ -72,6 +73,50 @@ def _comparison(label: str, comparison: Comparison | None) -> str:
     return f" {label} {_op(comparison.op, comparison.value)}"
 
 
+_TIMES = {
+    "=": "exactly",
+    "!=": "not exactly",
+    ">": "more than",
+    ">=": "at least",
+    "<": "fewer than",
+    "<=": "at most",
+}
+
+
+def _times(comparison: Comparison | None) -> str:
+    if comparison is None:
+        return ""
+    op, value = comparison.op, comparison.value
+    if op in ("between", "not_between") and isinstance(value, list | tuple) and len(value) == 2:
+        return f" {_op(op, value)} times"
+    if op in _TIMES:
+        return f" {_TIMES[op]} {_value(value)} " + ("time" if str(value) == "1" else "times")
+    return f" {_op(op, value)} times"
+
+
+def _campaign(node: CampaignActivityCondition) -> str:
+    filters = [
+        f"{label} {value}"
+        for label, value in (
+            ("sub-audience", node.sub_audience),
+            ("group", node.group),
+            ("destination", node.destination),
+        )
+        if value is not None
+    ]
+    if node.include_control:
+        filters.append("control included")
+    text = f"in campaign {node.campaign}"
+    if filters:
+        text += f" ({', '.join(filters)})"
+    text += _times(node.times) + _window(node.window)
+    if node.first is not None:
+        text += f", first sent {_op(node.first.op, node.first.value)}"
+    if node.last is not None:
+        text += f", last sent {_op(node.last.op, node.last.value)}"
+    return text
+
+
 def describe(node: Rules, data_model: DataModel | None = None) -> str:
     """A short human description: ``orders: has_purchased count >= 3 in the last 365 days``."""
     if isinstance(node, AllGroup):
@@ -110,4 +155,6 @@ def describe(node: Rules, data_model: DataModel | None = None) -> str:
         return f"{node.score} {_op(node.op, node.value)}{table}"
     if isinstance(node, SegmentCondition):
         return f"in segment {node.segment}"
+    if isinstance(node, CampaignActivityCondition):
+        return _campaign(node)
     return type(node).__name__

@@ -4,8 +4,9 @@ A rule segment compiles to one query over the customer table. Conditions on othe
 become grouped aggregates keyed by the customer, left-joined to the customers: the behaviour
 and related-table attribute conditions on one event table share a single aggregate (one scan
 of the table over the widest time range they need, each condition's measure a conditional
-aggregate: ``count(*) FILTER (WHERE ...)``); a ``most_frequent`` behaviour, each RFM score and
-each membership condition has its own. Every condition is then a boolean column of that wide
+aggregate: ``count(*) FILTER (WHERE ...)``); a ``most_frequent`` behaviour, each RFM score,
+each membership and each campaign activity condition (over the data plane's recipients) has
+its own. Every condition is then a boolean column of that wide
 table, ``COALESCE``-d to false so a NULL never satisfies anything, and the
 ``all`` / ``any`` / ``not`` tree combines them with two-valued logic. The members are the
 customers where ``rules and not exclude`` holds. :func:`explain_customer` evaluates the *same*
@@ -18,6 +19,7 @@ backend the customer table belongs to; their result composes with rules like any
 from __future__ import annotations
 
 __all__ = [
+    "RECIPIENTS_TABLE",
     "CompileContext",
     "ConditionResult",
     "check_segment",
@@ -46,7 +48,9 @@ from activator.definitions.common import (
     AnyGroup,
     AttributeCondition,
     BehaviorCondition,
+    CampaignActivityCondition,
     Comparison,
+    DateComparison,
     NotGroup,
     Rules,
     ScoreCondition,
@@ -64,6 +68,10 @@ and a DECIMAL sum does not depend on the order the engine adds rows in."""
 RFM_WINDOW = "12m"
 """RFM scores are computed over the 12 calendar months before the as-of time."""
 
+RECIPIENTS_TABLE = "recipients"
+"""Data-plane table of campaign sends, read by campaign activity conditions: campaign, run_id,
+<customer key>, sub_audience, treatment_group, control, destination, action, sent_at."""
+
 
 @dataclass(frozen=True)
 class CompileContext:
@@ -80,6 +88,10 @@ class CompileContext:
         dialect: the engine's SQLGlot dialect; SQL segments are transpiled to it.
         sql: runs a query (already in ``dialect``) and returns it as a table. Default: the
             ``sql()`` of the Ibis backend the customer table belongs to.
+        activity: a data-plane table by name (``Engine.dataplane_table``), or None while it
+            does not exist (no campaign has run yet). Activity conditions read
+            :data:`RECIPIENTS_TABLE` through it. None: there is no activity table at all, so
+            nobody has been sent anything (e.g. golden SQL over unbound tables).
     """
 
     tables: Callable[[str], ir.Table]
@@ -89,6 +101,7 @@ class CompileContext:
     timezone: str
     dialect: str
     sql: Callable[[str], ir.Table] | None = None
+    activity: Callable[[str], ir.Table | None] | None = None
 
     def __post_init__(self) -> None:
         if self.as_of.tzinfo is None or self.as_of.utcoffset() is None:
@@ -312,6 +325,8 @@ class _Plan:
             return self._score(node, path)
         if isinstance(node, SegmentCondition):
             return self._membership(node, path)
+        if isinstance(node, CampaignActivityCondition):
+            return self._campaign(node, path)
         raise CompileError(f"{path}: unsupported condition {type(node).__name__}")
 
     def _attribute(self, node: AttributeCondition, path: str) -> _Leaf:
@@ -514,6 +529,101 @@ class _Plan:
             path, node, lambda wide: wide[flag].notnull(), lambda wide: wide[flag].notnull()
         )
 
+    def _campaign(self, node: CampaignActivityCondition, path: str) -> _Leaf:
+        """Sends of a campaign: the number of distinct runs with a matching send, and the
+        first and last matching send times, per customer."""
+        recipients = self.ctx.activity(RECIPIENTS_TABLE) if self.ctx.activity else None
+        op, expected = _times_comparison(node)
+        dates = self._dates()
+        if recipients is None:
+            # No campaign has run yet: everyone has 0 sends and no send times, so the
+            # condition means what it would over an empty table (``times < 3`` holds).
+            sent_type: dt.DataType = dt.Timestamp(timezone="UTC")
+
+            def runs(wide: ir.Table) -> ir.Value:
+                return ibis.literal(0, type="int64")
+
+            def first(wide: ir.Table) -> ir.Value:
+                return ibis.null(sent_type)
+
+            def last(wide: ir.Table) -> ir.Value:
+                return ibis.null(sent_type)
+
+        else:
+            for column in (
+                "campaign", "run_id", self.key, "sub_audience", "treatment_group", "control",
+                "destination", "action", "sent_at",
+            ):  # fmt: skip
+                self._require_column(recipients, column, RECIPIENTS_TABLE, path)
+            sent_type = recipients["sent_at"].type()
+            if not sent_type.is_timestamp():
+                raise CompileError(
+                    f"{path}: {RECIPIENTS_TABLE}.sent_at is {sent_type}, not a timestamp"
+                )
+            sent = self._sends(recipients, node)
+            join_key, runs_name = self._name("k"), self._name("runs")
+            first_name, last_name = self._name("first"), self._name("last")
+            measures: dict[str, ir.Value] = {runs_name: sent["run_id"].nunique()}
+            # Send times only where a condition looks at them.
+            if node.first is not None:
+                measures[first_name] = sent["sent_at"].min()
+            if node.last is not None:
+                measures[last_name] = sent["sent_at"].max()
+            per_customer = sent.group_by(**{join_key: sent[self.key]}).aggregate(**measures)
+            self._join(per_customer, join_key)
+
+            def runs(wide: ir.Table) -> ir.Value:
+                return wide[runs_name].fill_null(0)
+
+            def first(wide: ir.Table) -> ir.Value:
+                return wide[first_name]
+
+            def last(wide: ir.Table) -> ir.Value:
+                return wide[last_name]
+
+        def when(column: ir.Value, comparison: DateComparison, where: str) -> ir.BooleanValue:
+            return _true(
+                _date_predicate(column, sent_type, comparison.op, comparison.value, dates, where)
+            )
+
+        def met(wide: ir.Table) -> ir.BooleanValue:
+            result = _true(compare(runs(wide), op, expected, f"{path}.times"))
+            if node.first is not None:
+                result = result & when(first(wide), node.first, f"{path}.first")
+            if node.last is not None:
+                result = result & when(last(wide), node.last, f"{path}.last")
+            return result
+
+        return _Leaf(path, node, met, runs)
+
+    def _sends(self, recipients: ir.Table, node: CampaignActivityCondition) -> ir.Table:
+        """The recipients rows an activity condition counts."""
+        sent_at = recipients["sent_at"]
+        bounds = window_bounds(
+            node.window.last if node.window else None,
+            node.window.between if node.window else None,
+            self.ctx.as_of,
+            self.zone,
+        )
+        # Bare comparisons (no COALESCE): WHERE drops unknowns, and the engine can prune.
+        conditions = [
+            recipients["campaign"] == node.campaign,
+            # 'remove' rows (mirror mode) are departures, not sends.
+            recipients["action"] == "add",
+            in_bounds(sent_at, sent_at.type(), bounds, self.zone),
+        ]
+        if node.sub_audience is not None:
+            conditions.append(recipients["sub_audience"] == node.sub_audience)
+        if node.group is not None:
+            # Naming a group counts its rows, the control's included.
+            conditions.append(recipients["treatment_group"] == node.group)
+        elif not node.include_control:
+            # Control customers were held out: they were not sent anything.
+            conditions.append(~recipients["control"].fill_null(False))
+        if node.destination is not None:
+            conditions.append(recipients["destination"] == node.destination)
+        return recipients.filter(*conditions)
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _dates(self) -> DateContext:
@@ -680,6 +790,12 @@ def _count_comparison(node: BehaviorCondition) -> tuple[str, Any]:
     if node.count is None:
         return ">=", 1
     return str(node.count.op), node.count.value
+
+
+def _times_comparison(node: CampaignActivityCondition) -> tuple[str, Any]:
+    if node.times is None:
+        return ">=", 1
+    return str(node.times.op), node.times.value
 
 
 def _value_comparison(node: BehaviorCondition, path: str) -> tuple[str, Any]:

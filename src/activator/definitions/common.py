@@ -5,8 +5,10 @@ from __future__ import annotations
 __all__ = [
     "AttributeCondition",
     "BehaviorCondition",
+    "CampaignActivityCondition",
     "Condition",
     "CronSchedule",
+    "DateComparison",
     "EnvSecret",
     "Group",
     "OnceSchedule",
@@ -17,6 +19,7 @@ __all__ = [
     "SecretRef",
     "SegmentCondition",
     "Window",
+    "campaign_references",
     "known_credentials",
     "rule_children",
     "rule_conditions",
@@ -210,8 +213,53 @@ class SegmentCondition(Model):
     segment: Name
 
 
-# Activity conditions (in campaign, in journey, reached a goal, exited) arrive with the
-# campaign and journey work: add them to this union and to `_condition_kind`.
+class DateComparison(Model):
+    """A date operator and a value, as in date attribute conditions: ``{op: before, value: 30
+    days ago}``."""
+
+    op: Literal["is", "before", "after", "on_or_before", "on_or_after", "between", "not_between"]
+    value: Any
+    """A date, a timestamp, ``now``, ``today``, ``N days ago``...; two of them for between."""
+
+
+class CampaignActivityCondition(Model):
+    """Sends of a campaign to the customer, from the data plane's ``recipients`` table.
+
+    Only sends (action ``add``) at or before the as-of time count. Without ``times``, the
+    condition holds when there is at least one matching send.
+    """
+
+    campaign: Name
+    """The campaign, by name."""
+
+    sub_audience: str | None = None
+    """Only sends to this sub-audience (the campaign's remaining name for those matching none)."""
+
+    group: str | None = None
+    """Only sends to this treatment group; naming the control group counts its rows."""
+
+    destination: str | None = None
+    """Only sends to this destination."""
+
+    include_control: bool = False
+    """Count control-group rows (customers held out, not sent anything) as well."""
+
+    window: Window | None = None
+    """Only sends in this window; default: every send up to the as-of time."""
+
+    times: Comparison | None = None
+    """Number of distinct runs with a matching send, e.g. ``{op: '>=', value: 3}``; default:
+    at least one."""
+
+    first: DateComparison | None = None
+    """When the first matching send happened."""
+
+    last: DateComparison | None = None
+    """When the last matching send happened."""
+
+
+# Journey activity conditions (in journey, at node, reached a goal, exited) arrive with the
+# journey work: add them to this union, to `_KINDS` and to `_condition_kind`.
 
 
 class AllGroup(Model):
@@ -227,9 +275,15 @@ class NotGroup(Model):
 
 
 Group = AllGroup | AnyGroup | NotGroup
-Condition = AttributeCondition | BehaviorCondition | ScoreCondition | SegmentCondition
+Condition = (
+    AttributeCondition
+    | BehaviorCondition
+    | ScoreCondition
+    | SegmentCondition
+    | CampaignActivityCondition
+)
 
-_KINDS = ("all", "any", "not", "attribute", "behavior", "score", "segment")
+_KINDS = ("all", "any", "not", "attribute", "behavior", "score", "segment", "campaign")
 
 
 def _condition_kind(value: Any) -> str | None:
@@ -240,7 +294,7 @@ def _condition_kind(value: Any) -> str | None:
     for kind, cls in zip(
         _KINDS,
         (AllGroup, AnyGroup, NotGroup, AttributeCondition, BehaviorCondition, ScoreCondition,
-         SegmentCondition),
+         SegmentCondition, CampaignActivityCondition),
         strict=True,
     ):  # fmt: skip
         if isinstance(value, cls):
@@ -255,12 +309,14 @@ Rules = Annotated[
     | Annotated[AttributeCondition, Tag("attribute")]
     | Annotated[BehaviorCondition, Tag("behavior")]
     | Annotated[ScoreCondition, Tag("score")]
-    | Annotated[SegmentCondition, Tag("segment")],
+    | Annotated[SegmentCondition, Tag("segment")]
+    | Annotated[CampaignActivityCondition, Tag("campaign")],
     Discriminator(
         _condition_kind,
         custom_error_type="rule_kind",
         custom_error_message=(
-            "a rule starts with exactly one of: all, any, not, attribute, behavior, score, segment"
+            "a rule starts with exactly one of: all, any, not, attribute, behavior, score, "
+            "segment, campaign"
         ),
     ),
 ]
@@ -299,4 +355,13 @@ def segment_references(rules: Rules | None, prefix: str) -> list[tuple[str, str]
         (node.segment, f"{path}.segment")
         for path, node in rule_conditions(rules, prefix)
         if isinstance(node, SegmentCondition)
+    ]
+
+
+def campaign_references(rules: Rules | None, prefix: str) -> list[tuple[str, str]]:
+    """Names of campaigns a rule tree's activity conditions refer to, each with its path."""
+    return [
+        (node.campaign, f"{path}.campaign")
+        for path, node in rule_conditions(rules, prefix)
+        if isinstance(node, CampaignActivityCondition)
     ]

@@ -13,6 +13,7 @@ __all__ = [
     "SegmentExplanation",
     "SegmentInsights",
     "SegmentPreview",
+    "activity_tables",
     "compiled_sql",
     "mask",
     "preview",
@@ -186,6 +187,7 @@ def segment_context(
     as_of: dt.datetime,
     tables: Callable[[str], ir.Table],
     dialect: str,
+    activity: Callable[[str], ir.Table | None] | None = None,
 ) -> CompileContext:
     """The compiler's view of a workspace at one as-of time.
 
@@ -194,6 +196,9 @@ def segment_context(
         as_of: the as-of time (aware).
         tables: table name → Ibis table (``Engine.table``, or unbound tables for SQL only).
         dialect: SQLGlot dialect of the engine the expressions are for.
+        activity: data-plane table name → Ibis table, or None while it does not exist
+            (:func:`activity_tables` of the engine); campaign activity conditions read the
+            recipients table through it. None: no campaign has sent anything.
     """
     return CompileContext(
         # The compiler asks for the same tables many times; each lookup may be a round trip.
@@ -203,7 +208,37 @@ def segment_context(
         as_of=as_of.astimezone(dt.UTC),
         timezone=ws.config.timezone,
         dialect=dialect,
+        activity=activity,
     )
+
+
+def activity_tables(engine: Engine) -> Callable[[str], ir.Table | None]:
+    """The engine's data-plane tables for activity conditions: None while one does not exist.
+
+    The data plane is listed at each lookup (not once), so a context built before a
+    campaign's first send sees the recipients table once it has been created.
+    """
+
+    def table(name: str) -> ir.Table | None:
+        if name not in engine.list_dataplane_tables():
+            return None
+        return engine.dataplane_table(name)
+
+    return table
+
+
+def _unbound_activity(engine: Engine) -> Callable[[str], ir.Table | None]:
+    """Data-plane table name → an unbound table with the engine's schema of it (or None),
+    qualified with the data-plane schema (Activator's own, the same on every engine)."""
+    bound = activity_tables(engine)
+
+    def table(name: str) -> ir.Table | None:
+        found = bound(name)
+        if found is None:
+            return None
+        return ibis.table(found.schema(), name=name, database=engine.dataplane_schema)
+
+    return table
 
 
 # -- preview --------------------------------------------------------------------------------
@@ -238,7 +273,13 @@ def preview(
         raise ConfigError(f"--limit must be 0 or more, got {limit}")
     say = progress or (lambda _: None)
     with _open_read_only(root, name, progress) as (ws, engine):
-        ctx = segment_context(ws, as_of=as_of, tables=engine.table, dialect=engine.DIALECT)
+        ctx = segment_context(
+            ws,
+            as_of=as_of,
+            tables=engine.table,
+            dialect=engine.DIALECT,
+            activity=activity_tables(engine),
+        )
         model = ws.config.data_model
         say("compiling")
         members = segment_members(ctx, name)
@@ -452,10 +493,22 @@ def compiled_sql(
     with _open_read_only(root, name, progress) as (ws, engine):
         # The engine's own dialect names tables as the engine does; others get bare names.
         if dialect == engine.DIALECT:
-            ctx = segment_context(ws, as_of=as_of, tables=engine.table, dialect=dialect)
+            ctx = segment_context(
+                ws,
+                as_of=as_of,
+                tables=engine.table,
+                dialect=dialect,
+                activity=activity_tables(engine),
+            )
         else:
             ctx = replace(
-                segment_context(ws, as_of=as_of, tables=_unbound_tables(engine), dialect=dialect),
+                segment_context(
+                    ws,
+                    as_of=as_of,
+                    tables=_unbound_tables(engine),
+                    dialect=dialect,
+                    activity=_unbound_activity(engine),
+                ),
                 sql=_unbound_sql(engine, dialect),
             )
         expr = segment_members(ctx, name)
@@ -526,7 +579,13 @@ def why(
                 f"customer {customer_id!r} not found in {model.customers.table}.{key}",
                 hint="pass an activation ID from the customer table",
             )
-        ctx = segment_context(ws, as_of=as_of, tables=engine.table, dialect=engine.DIALECT)
+        ctx = segment_context(
+            ws,
+            as_of=as_of,
+            tables=engine.table,
+            dialect=engine.DIALECT,
+            activity=activity_tables(engine),
+        )
         say("evaluating conditions")
         result = explain_customer(ctx, name, value)
         members = segment_members(ctx, name)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 __all__ = ["check_references"]
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from activator.definitions.campaign import CampaignDefinition, DestinationUse, SubAudience
+from activator.definitions.campaign import (
+    CampaignDefinition,
+    DestinationUse,
+    Remaining,
+    SubAudience,
+)
 from activator.definitions.common import (
     AttributeCondition,
     BehaviorCondition,
     Rules,
+    campaign_references,
     rule_conditions,
     segment_references,
 )
@@ -29,16 +35,30 @@ from activator.errors import Issue
 from activator.workspace.loader import LoadedDefinition, Workspace
 
 
-def _destination_uses(uses: list[DestinationUse], prefix: str) -> Iterator[tuple[str, str]]:
-    for i, use in enumerate(uses):
-        yield use.destination, f"{prefix}[{i}].destination"
+def _destination_uses(
+    uses: Sequence[str | DestinationUse] | None, prefix: str
+) -> Iterator[tuple[str, str]]:
+    """Destination names with their paths: a bare name, or a use's ``destination``."""
+    for i, use in enumerate(uses or []):
+        if isinstance(use, str):
+            yield use, f"{prefix}[{i}]"
+        else:
+            yield use.destination, f"{prefix}[{i}].destination"
 
 
-def _sub_audience_refs(sub: SubAudience, prefix: str) -> Iterator[tuple[str, str, str]]:
-    if sub.segment:
-        yield "segment", sub.segment, f"{prefix}.segment"
-    for name, path in segment_references(sub.rules, f"{prefix}.rules"):
+def _rule_refs(rules: Rules | None, prefix: str) -> Iterator[tuple[str, str, str]]:
+    """Segments (membership) and campaigns (activity) a rule tree names."""
+    for name, path in segment_references(rules, prefix):
         yield "segment", name, path
+    for name, path in campaign_references(rules, prefix):
+        yield "campaign", name, path
+
+
+def _sub_audience_refs(sub: SubAudience | Remaining, prefix: str) -> Iterator[tuple[str, str, str]]:
+    if isinstance(sub, SubAudience):
+        if sub.segment:
+            yield "segment", sub.segment, f"{prefix}.segment"
+        yield from _rule_refs(sub.rules, f"{prefix}.rules")
     for g, group in enumerate(sub.groups):
         for name, path in _destination_uses(
             group.destinations, f"{prefix}.groups[{g}].destinations"
@@ -52,8 +72,7 @@ def _references(loaded: LoadedDefinition) -> Iterator[tuple[str, str, str]]:
     if isinstance(model, SegmentDefinition):
         for part in ("rules", "exclude"):
             rules: Rules | None = getattr(model, part)
-            for name, path in segment_references(rules, part):
-                yield "segment", name, path
+            yield from _rule_refs(rules, part)
     elif isinstance(model, CampaignDefinition):
         for part in ("include", "exclude"):
             for i, name in enumerate(getattr(model.audience, part)):
@@ -73,10 +92,7 @@ def _references(loaded: LoadedDefinition) -> Iterator[tuple[str, str, str]]:
                     yield "destination", name, path
             if isinstance(node, ConditionalSplitNode | PercentSplitNode):
                 for p, split_path in enumerate(node.paths):
-                    for name, path in segment_references(
-                        split_path.rules, f"nodes[{n}].paths[{p}].rules"
-                    ):
-                        yield "segment", name, path
+                    yield from _rule_refs(split_path.rules, f"nodes[{n}].paths[{p}].rules")
     elif isinstance(model, OrchestrationDefinition):
         yield "destination", model.destination, "destination"
         for i, name in enumerate(model.after):
@@ -122,6 +138,7 @@ def check_references(ws: Workspace) -> list[Issue]:
     """Every reference that names a missing definition, and every segment cycle."""
     known = {
         "segment": ws.names("segment"),
+        "campaign": ws.names("campaign"),
         "destination": ws.names("destination"),
         "orchestration": ws.names("orchestration", "group"),
     }
@@ -136,7 +153,44 @@ def check_references(ws: Workspace) -> list[Issue]:
                 issues.append(loaded.issue(path, f"unknown {kind} {name!r} (known: {choices})"))
         if isinstance(loaded.model, SegmentDefinition):
             issues.extend(_table_issues(loaded, tables, events))
+        if isinstance(loaded.model, CampaignDefinition):
+            issues.extend(_activation_id_issues(ws, loaded, loaded.model))
     return [*issues, *_segment_cycles(ws)]
+
+
+def _activation_id_issues(
+    ws: Workspace, loaded: LoadedDefinition, campaign: CampaignDefinition
+) -> list[Issue]:
+    """A campaign's segments must all identify customers by the same activation ID: a union
+    or difference of sets of different IDs would silently match unrelated customers."""
+    default = ws.config.data_model.customers.key
+    segments = {
+        d.name: d.model for d in ws.of_kind("segment") if isinstance(d.model, SegmentDefinition)
+    }
+    used = [(f"audience.include[{i}]", n) for i, n in enumerate(campaign.audience.include)]
+    used += [(f"audience.exclude[{i}]", n) for i, n in enumerate(campaign.audience.exclude)]
+    used += [
+        (f"sub_audiences[{i}].segment", sub.segment)
+        for i, sub in enumerate(campaign.sub_audiences)
+        if sub.segment is not None
+    ]
+    ids = [
+        (path, name, segments[name].activation_id or default)
+        for path, name in used
+        if name in segments
+    ]
+    if not ids:
+        return []
+    first_path, first_name, first_id = ids[0]
+    return [
+        loaded.issue(
+            path,
+            f"segment {name!r} identifies customers by {activation_id!r}, but {first_name!r} "
+            f"({first_path}) by {first_id!r}: a campaign's segments must share one activation ID",
+        )
+        for path, name, activation_id in ids[1:]
+        if activation_id != first_id
+    ]
 
 
 def _table_issues(loaded: LoadedDefinition, tables: set[str], events: set[str]) -> list[Issue]:
