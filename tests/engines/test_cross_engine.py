@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from activator.engines.base import Engine
-from activator.engines.functions import stable_bucket
+from activator.compiler.functions import stable_bucket
 from tests.engines.conftest import customers_table, load_customer_data, orders_table
 
 

@@ -61,7 +61,7 @@ def test_engine_modules_do_not_import_drivers() -> None:
         """
         import sys
         import activator.engines.registry, activator.engines.spark, activator.engines.postgres
-        import activator.engines.datamodel, activator.engines.functions
+        import activator.engines.datamodel, activator.compiler.functions
         print(sorted(m for m in ("pyspark", "psycopg", "py4j") if m in sys.modules))
         """
     )

@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from activator import __version__
+from activator.cli.campaigns import campaign_app, plan_command
 from activator.cli.common import AsOfOpt, JsonOpt, State, fail, workspace_as_of
 from activator.cli.destinations import destination_app, secrets_app
 from activator.cli.output import Output
@@ -386,7 +387,9 @@ def _condition_tree(root: Any) -> Tree:
 # -- runs, destinations, secrets ----------------------------------------------------------------
 
 app.command("run")(run_command)
+app.command("plan")(plan_command)
 app.add_typer(runs_app, name="runs")
+app.add_typer(campaign_app, name="campaign")
 app.add_typer(destination_app, name="destination")
 app.add_typer(secrets_app, name="secrets")
 

@@ -3,14 +3,15 @@ runs."""
 
 from __future__ import annotations
 
-__all__ = ["run_command", "runs_app"]
+__all__ = ["finish_run", "run_command", "runs_app"]
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from activator.cli.common import AsOfOpt, JsonOpt, fail, workspace_as_of
 from activator.cli.output import Output
@@ -19,9 +20,21 @@ from activator.errors import ActivatorError
 if TYPE_CHECKING:
     from activator.store import RunSummary
 
+
+class _RunsGroup(TyperGroup):
+    """``activator runs NAME`` is short for ``activator runs list NAME``."""
+
+    # Typed loosely: Typer's own (vendored) Click types are private.
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["list", *args]
+        return super().resolve_command(ctx, args)
+
+
 runs_app = typer.Typer(
     name="runs",
-    help="List runs, show one, resume an interrupted one.",
+    cls=_RunsGroup,
+    help="List an activation's runs (`activator runs NAME`), show one, resume one.",
     no_args_is_help=True,
 )
 
@@ -60,7 +73,7 @@ def run_command(
             )
     except ActivatorError as exc:
         raise fail(out, exc) from None
-    _finish(out, run, json_output)
+    finish_run(out, run, json_output)
 
 
 @runs_app.command("resume")
@@ -74,7 +87,7 @@ def runs_resume(ctx: typer.Context, run_id: RunArg, json_output: JsonOpt = False
             run = resume_run(ctx.obj.workspace, run_id, progress=update)
     except ActivatorError as exc:
         raise fail(out, exc) from None
-    _finish(out, run, json_output)
+    finish_run(out, run, json_output)
 
 
 @runs_app.command("show")
@@ -134,20 +147,27 @@ def runs_list(
     if not runs:
         out.say(f"{escape(name)} has not run yet.")
         return
-    table = Table("run", "status", "trigger", "as of", "rows", "rejected")
+    table = Table("run", "status", "trigger", "as of", "audience", "sent", "rows", "rejected")
     for r in runs:
+        doc = run_json(r)
         table.add_row(
             r.run_id,
-            r.status,
+            r.status + (" (test)" if r.is_test else ""),
             r.trigger,
             f"{r.as_of:%Y-%m-%d %H:%M}",
-            str(r.counts.get("rows", "-")),
-            str(r.counts.get("rejected", "-")),
+            _number(doc["audience"]),
+            _number(doc["sent"]),
+            _number(r.counts.get("rows")),
+            _number(r.counts.get("rejected")),
         )
     out.out.print(table)
 
 
-def _finish(out: Output, run: RunSummary, json_output: bool) -> None:
+def _number(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) else "-"
+
+
+def finish_run(out: Output, run: RunSummary, json_output: bool) -> None:
     """Report a run that ended (one JSON document with --json); exit 1 when it failed."""
     from activator.services.run import run_json
 

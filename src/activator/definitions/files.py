@@ -37,6 +37,7 @@ TEMPLATE_FIELDS: dict[str, str] = {
     "sub_audience": "the sub-audience's name",
     "group": "the group's name (treatment groups)",
     "node": "the journey node's name",
+    "action": "'added' or 'removed' (a mirror campaign's separate files)",
     "orchestration": "the orchestration's name",
     "run_id": "the run's id",
     "part": "the part number, 1-based, zero-padded to 5 digits ({part:03d} for 3)",

@@ -65,6 +65,7 @@ RUN_FIELDS: dict[str, str] = {
     "time": "the run's as-of time (a timestamp; format it with `format`)",
     "run_id": "the run's id",
     "activation": "the activation's name (campaign, journey or orchestration)",
+    "action": "'add', or 'remove' for a customer a mirror campaign takes off a list",
 }
 """Run metadata a mapping can use as ``run.<name>``."""
 

@@ -90,6 +90,8 @@ class Mapper:
             the batch through unchanged.
         run_values: Run metadata for ``run.<name>`` sources (``campaign``, ``group``, ``time``,
             ...); each becomes a constant column.
+        row_values: Run metadata that varies by row (a campaign file with every group in it),
+            as ``run.<name>`` → the batch column holding it.
 
     Raises:
         ConfigError: A ``run.<name>`` source has no value in ``run_values``.
@@ -102,12 +104,18 @@ class Mapper:
         self,
         mapping: Mapping[str, FieldMapping] | None,
         run_values: Mapping[str, Any] | None = None,
+        row_values: Mapping[str, str] | None = None,
     ) -> None:
         self.mapping: dict[str, FieldMapping] = dict(mapping or {})
         self.run_values: dict[str, Any] = dict(run_values or {})
+        self.row_values: dict[str, str] = dict(row_values or {})
         self.totals = MappingTotals()
         self.sources = mapping_sources(self.mapping)
-        missing = [name for name in self.sources.run if name not in self.run_values]
+        missing = [
+            name
+            for name in self.sources.run
+            if name not in self.run_values and name not in self.row_values
+        ]
         if missing:
             fields = [
                 f for f, s in self.mapping.items() if s.source in {f"run.{m}" for m in missing}
@@ -163,6 +171,8 @@ class Mapper:
         self, name: str, spec: FieldMapping, batch: pa.RecordBatch
     ) -> pa.Array | None:
         ref = spec.source_ref
+        if ref is not None and ref.kind == "run" and ref.name in self.row_values:
+            return batch.column(self.row_values[ref.name])
         if ref is None or ref.kind == "run":
             return None
         index = batch.schema.get_field_index(ref.text)

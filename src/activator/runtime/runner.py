@@ -64,6 +64,11 @@ class DeliveryPlan:
             ``totals`` count shrink and expansion.
         names: Names for templates and run metadata (campaign, group, node...).
         columns: The snapshot columns this destination reads (None: all).
+        part: With a partitioned plan, the partition value whose rows this delivery sends
+            (None: every row).
+        key: Tells apart deliveries to the same destination (``<sub-audience>/<group>``);
+            part of the task's name.
+        describe: Added to the delivery's counts in the run (sub-audience, group...).
     """
 
     destination: str
@@ -71,11 +76,19 @@ class DeliveryPlan:
     mapping: Mapper | None = None
     names: dict[str, str] = field(default_factory=dict)
     columns: list[str] | None = None
+    part: int | None = None
+    key: str | None = None
+    describe: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The destination, and the key when there is one (``drop:vip/offer``)."""
+        return self.destination if self.key is None else f"{self.destination}:{self.key}"
 
     @property
     def task(self) -> str:
         """The task's name."""
-        return f"deliver:{self.destination}"
+        return f"deliver:{self.label}"
 
 
 @dataclass
@@ -88,12 +101,23 @@ class RunPlan:
         keep_snapshot: Keep the ``run_<id>`` table after success (campaigns diff against it).
         retry_rejected: After each destination's delivery, send again the records it
             rejected in earlier runs of the activation (task ``retry:<destination>``).
+        partition: An integer column of the rows splitting them between deliveries
+            (``DeliveryPlan.part``); the snapshot is then ordered by it, then ``order_by``,
+            so each delivery's rows are one contiguous range of ``_seq``.
+        order_by: Columns ordering the rows within a partition (a total order makes the
+            batches the same whenever the snapshot is rebuilt).
+        finish: Called once the deliveries are done, or have failed, with the ``part`` of
+            every delivery that succeeded; returns counts to add to the run's (a campaign
+            records its recipients here). It must be idempotent: a resumed run calls it again.
     """
 
     rows: Callable[[Engine], ir.Table]
     deliveries: list[DeliveryPlan]
     keep_snapshot: bool = False
     retry_rejected: bool = False
+    partition: str | None = None
+    order_by: list[str] = field(default_factory=list)
+    finish: Callable[[Engine, RunSummary, list[int]], dict[str, Any]] | None = None
 
 
 def snapshot_name(run_id: str) -> str:
@@ -140,22 +164,31 @@ class RunExecutor:
         self._claim(run.run_id)
         counts: dict[str, Any] = {}
         try:
-            total = self._evaluate(run, plan)
+            total, parts = self._evaluate(run, plan)
             counts["customers"] = total
             deliveries: dict[str, Any] = {}
             failures: list[tuple[str, ActivatorError]] = []
+            retried_for: set[str] = set()
             for position, delivery in enumerate(plan.deliveries, start=1):
                 try:
-                    deliveries[delivery.destination] = self._deliver(run, delivery, position, total)
-                    if plan.retry_rejected:
+                    span = (0, total) if delivery.part is None else parts.get(delivery.part, (0, 0))
+                    deliveries[delivery.label] = self._deliver(run, delivery, position, span)
+                    if plan.retry_rejected and delivery.destination not in retried_for:
+                        # Rejected records are kept per destination: resend them once.
+                        retried_for.add(delivery.destination)
                         retried = self._retry(run, delivery, position)
                         if retried:
-                            deliveries[delivery.destination]["retried"] = retried
+                            deliveries[delivery.label]["retried"] = retried
                 except ActivatorError as exc:
-                    failures.append((delivery.destination, exc))
+                    failures.append((delivery.label, exc))
             counts["deliveries"] = deliveries
             for key in ("rows", "rejected", "shrink", "expansion"):
                 counts[key] = sum(int(d.get(key, 0)) for d in deliveries.values())
+            if plan.finish is not None:
+                done = [
+                    d.part for d in plan.deliveries if d.part is not None and d.label in deliveries
+                ]
+                counts.update(plan.finish(self.engine, run, done))
             if failures:
                 kind = _attribution(failures[0][1])
                 message = "; ".join(f"{dest}: {exc}" for dest, exc in failures)
@@ -189,18 +222,38 @@ class RunExecutor:
                 raise
             self.store.claim_run(run_id, self.owner, LEASE_TTL, steal_from=holder)
 
-    def _evaluate(self, run: RunSummary, plan: RunPlan) -> int:
+    def _evaluate(self, run: RunSummary, plan: RunPlan) -> tuple[int, dict[int, tuple[int, int]]]:
+        """Freeze the rows to send; return their number and, for a partitioned plan, each
+        partition's range of ``_seq`` as (first, count)."""
         task = self.store.ensure_task(run.run_id, "evaluate", position=0)
         name = snapshot_name(run.run_id)
         if task.status == "succeeded" and name in self.engine.list_dataplane_tables():
-            return int(task.counts.get("rows", 0))
+            spans = task.counts.get("parts", {})
+            return int(task.counts.get("rows", 0)), {
+                int(part): (int(first), int(count)) for part, (first, count) in spans.items()
+            }
         self.store.update_task(run.run_id, "evaluate", status="running")
         self.store.add_event(run.run_id, "evaluating the rows to send", task="evaluate")
+        parts: dict[int, tuple[int, int]] = {}
         try:
             rows = plan.rows(self.engine)
-            numbered = rows.mutate(**{SEQ_COLUMN: ibis.row_number()})
+            if plan.partition is None:
+                seq = ibis.row_number()
+            else:
+                order = [plan.partition, *plan.order_by]
+                seq = ibis.row_number().over(order_by=[rows[c] for c in order])
+            numbered = rows.mutate(**{SEQ_COLUMN: seq})
             table = self.engine.create_dataplane_table(name, numbered, overwrite=True)
-            total = int(self.engine.to_pyarrow(table.count().name("n").as_table())["n"][0].as_py())
+            if plan.partition is None:
+                counted = table.count().name("n").as_table()
+                total = int(self.engine.to_pyarrow(counted)["n"][0].as_py())
+            else:
+                spans = table.group_by(part=table[plan.partition]).aggregate(
+                    first=table[SEQ_COLUMN].min(), n=table.count()
+                )
+                for row in self.engine.to_pyarrow(spans).to_pylist():
+                    parts[int(row["part"])] = (int(row["first"]), int(row["n"]))
+                total = sum(n for _, n in parts.values())
         except ActivatorError as exc:
             self.store.update_task(
                 run.run_id,
@@ -210,12 +263,17 @@ class RunExecutor:
                 error_kind=_attribution(exc),
             )
             raise
-        self.store.update_task(run.run_id, "evaluate", status="succeeded", counts={"rows": total})
-        return total
+        evaluated: dict[str, Any] = {"rows": total}
+        if plan.partition is not None:
+            evaluated["parts"] = {str(p): list(span) for p, span in parts.items()}
+        self.store.update_task(run.run_id, "evaluate", status="succeeded", counts=evaluated)
+        return total, parts
 
     def _deliver(
-        self, run: RunSummary, delivery: DeliveryPlan, position: int, total: int
+        self, run: RunSummary, delivery: DeliveryPlan, position: int, span: tuple[int, int]
     ) -> dict[str, Any]:
+        """Deliver rows ``span`` = (first ``_seq``, count) of the snapshot."""
+        first, total = span
         task = self.store.ensure_task(
             run.run_id, delivery.task, position=position, destination=delivery.destination
         )
@@ -235,7 +293,7 @@ class RunExecutor:
                     delivery.connector,
                     self._context(run, delivery.task, delivery),
                     ledger,
-                    self._source(run.run_id, delivery.columns),
+                    self._source(run.run_id, delivery.columns, first, self._count(delivery, total)),
                     mapper,
                     expected_rows=total,
                 )
@@ -262,8 +320,14 @@ class RunExecutor:
         if mapper is not None and result.resumed_from:
             # Rows mapped by an earlier attempt: count their shrink and expansion again,
             # without sending anything, so the run's counts are exact after a resume.
-            _recount(mapper, self._source(run.run_id, delivery.columns), result.resumed_from)
+            _recount(
+                mapper,
+                self._source(run.run_id, delivery.columns, first, self._count(delivery, total)),
+                result.resumed_from,
+            )
         counts = {
+            **delivery.describe,
+            "destination": delivery.destination,
             "customers": total,
             "rows": result.rows,
             "rejected": result.rejected,
@@ -364,33 +428,51 @@ class RunExecutor:
         )
 
     def _source(
-        self, run_id: str, columns: list[str] | None
+        self, run_id: str, columns: list[str] | None, first: int = 0, count: int | None = None
     ) -> Callable[[int, int], Iterator[pa.RecordBatch]]:
+        """The snapshot's rows ``_seq`` ``first`` to ``first + count`` (all with None),
+        renumbered from 0: a delivery of a partitioned plan sees its own rows, numbered as its
+        own."""
+
         def windows(start: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
             table = self.engine.dataplane_table(snapshot_name(run_id))
-            if columns is not None:
-                table = table.select(*columns, SEQ_COLUMN)
+            seq = table[SEQ_COLUMN]
+            selected = (
+                [table[c] for c in columns]
+                if columns is not None
+                else [table[c] for c in table.columns if c != SEQ_COLUMN]
+            )
             # In windows of _seq: one ORDER BY over the whole snapshot would make the engine
             # sort (and hold) every row before the first batch; a window's sort is bounded,
-            # and the snapshot, written in _seq order, lets the engine skip to each window.
+            # and the snapshot, written in _seq order, lets the engine skip to each window
+            # (the filter is on the stored _seq, so its min/max statistics apply).
             window = max(self.sort_window, batch_rows)
-            low = start
-            while True:
-                seq = table[SEQ_COLUMN]
-                expr = table.filter((seq >= low) & (seq < low + window)).order_by(SEQ_COLUMN)
+            end = None if count is None else first + count
+            low = first + start
+            while end is None or low < end:
+                high = low + window if end is None else min(low + window, end)
+                expr = (
+                    table.filter((seq >= low) & (seq < high))
+                    .select(*selected, (seq - first).name(SEQ_COLUMN))
+                    .order_by(SEQ_COLUMN)
+                )
                 got = 0
                 for batch in self.engine.stream(expr, rows_per_batch=batch_rows):
                     got += batch.num_rows
                     yield batch
-                if got < window:
+                if got < high - low:
                     return
-                low += window
+                low = high
 
         def source(start: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
             # Re-cut across windows: batches are exactly batch_rows long whatever the window.
             yield from rebatch(windows(start, batch_rows), batch_rows)
 
         return source
+
+    @staticmethod
+    def _count(delivery: DeliveryPlan, total: int) -> int | None:
+        return None if delivery.part is None else total
 
     def _drop_snapshot(self, run_id: str) -> None:
         name = snapshot_name(run_id)

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-__all__ = ["enable_destination", "test_destination"]
+__all__ = [
+    "connector_for",
+    "destination_definition",
+    "enable_destination",
+    "test_destination",
+]
 
 import difflib
 from pathlib import Path
+from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from activator.definitions import DestinationDefinition
 from activator.definitions.table import EngineTableDestination
-from activator.destinations.base import Check
+from activator.destinations.base import Check, Connector
 from activator.destinations.registry import open_connector
 from activator.destinations.secrets import SecretResolver
+from activator.engines.base import Engine
 from activator.engines.registry import open_engine
 from activator.errors import ActivatorError, ConfigError
 from activator.runtime.engine_table import EngineTableConnector
 from activator.services.workspace import open_store, validate_workspace
-from activator.workspace.loader import load_workspace
+from activator.store import MetadataStore
+from activator.workspace.loader import Workspace, load_workspace
+
+_DESTINATION = TypeAdapter(DestinationDefinition)
 
 
 def test_destination(root: Path, name: str) -> list[Check]:
@@ -59,3 +72,33 @@ def enable_destination(root: Path, name: str) -> None:
     """
     with open_store(load_workspace(root)) as store:
         store.set_status("destination", name, "active")
+
+
+def connector_for(definition: Any, ws: Workspace, engine: Engine) -> Connector:
+    """The destination's connector; a table in the engine writes through the run's engine."""
+    if isinstance(definition, EngineTableDestination):
+        return EngineTableConnector(definition, engine)
+    return open_connector(definition, SecretResolver(ws.root), ws.root)
+
+
+def destination_definition(store: MetadataStore, name: str) -> Any:
+    stored = store.get("destination", name)
+    if stored is None:
+        raise ConfigError(
+            f"destination {name!r} is not applied", hint="run `activator apply` first"
+        )
+    if stored.status == "disabled":
+        raise ConfigError(
+            f"destination {name!r} is disabled: it answered 410 Gone to an earlier delivery",
+            hint=f"once the receiver accepts deliveries again: `activator destination enable "
+            f"{name}` (or change its definition and apply)",
+        )
+    try:
+        return _DESTINATION.validate_python(stored.spec)
+    except ValidationError as exc:
+        # Only the messages: pydantic's own text repeats the input, which may hold a secret.
+        reasons = "; ".join(str(e["msg"]) for e in exc.errors(include_url=False))
+        raise ConfigError(
+            f"destination {name!r} (v{stored.version}) no longer validates: {reasons}",
+            hint="fix the destination's file and run `activator apply`",
+        ) from None

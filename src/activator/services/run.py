@@ -23,20 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import ibis.expr.types as ir
-from pydantic import TypeAdapter, ValidationError
 
-from activator.definitions import DestinationDefinition, OrchestrationDefinition
-from activator.definitions.table import EngineTableDestination
-from activator.destinations.base import Connector
-from activator.destinations.registry import open_connector
-from activator.destinations.secrets import SecretResolver
+from activator.definitions import OrchestrationDefinition
+from activator.definitions.campaign import CampaignDefinition
 from activator.engines.base import Engine
 from activator.engines.registry import open_engine
 from activator.errors import ConfigError
 from activator.mapping.mapper import Mapper
-from activator.runtime.engine_table import EngineTableConnector
 from activator.runtime.runner import DeliveryPlan, Progress, RunExecutor, RunPlan
 from activator.runtime.sources import with_related
+from activator.services.campaign import campaign_run_plan
+from activator.services.destination import connector_for, destination_definition
 from activator.services.workspace import open_store
 from activator.store import (
     EventRecord,
@@ -48,10 +45,8 @@ from activator.store import (
 )
 from activator.workspace.loader import Workspace, load_workspace
 
-RUNNABLE = ("orchestration",)
-"""Kinds ``activator run`` executes (campaigns and journeys join them)."""
-
-_DESTINATION = TypeAdapter(DestinationDefinition)
+RUNNABLE = ("campaign", "orchestration")
+"""Kinds ``activator run`` executes (journeys join them)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +106,18 @@ def run_json(run: RunSummary) -> dict[str, Any]:
         "created_at": _iso(run.created_at),
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
+        "audience": run.counts.get("audience", run.counts.get("customers")),
+        "sent": run.counts.get("sent", run.counts.get("customers")),
+        "deliveries": [
+            {
+                "destination": d.get("destination", label.partition(":")[0]),
+                "sub_audience": d.get("sub_audience"),
+                "group": d.get("group"),
+                "action": d.get("action", "add"),
+                **{k: d.get(k, 0) for k in ("customers", "rows", "shrink", "expansion", "rejected")},
+            }
+            for label, d in run.counts.get("deliveries", {}).items()
+        ],
         "counts": run.counts,
         "error": run.error,
         "error_kind": run.error_kind,
@@ -138,6 +145,13 @@ def run_activation(
     ws = load_workspace(root)
     with open_store(ws) as store:
         stored = _runnable(store, name)
+        if stored.status in ("paused", "archived"):
+            raise ConfigError(
+                f"{stored.kind} {name!r} is {stored.status}: it does not run",
+                hint=f"`activator {stored.kind} resume {name}` first"
+                if stored.status == "paused"
+                else "apply it with `status: active` to bring it back",
+            )
         run = store.create_run(
             kind=stored.kind,
             name=stored.name,
@@ -212,9 +226,8 @@ def _runnable(store: MetadataStore, name: str) -> StoredDefinition:
         found = store.get(kind, name)
         if found is not None:
             return found
-    for kind in ("campaign", "journey"):
-        if store.get(kind, name) is not None:
-            raise ConfigError(f"{kind} {name!r} cannot run yet: only orchestrations run so far")
+    if store.get("journey", name) is not None:
+        raise ConfigError(f"journey {name!r} cannot run yet: journeys come next")
     known = sorted(d.name for d in store.current() if d.kind in RUNNABLE)
     close = difflib.get_close_matches(name, known, n=1)
     raise ConfigError(
@@ -233,8 +246,34 @@ def _execute(
     *,
     retry_rejected: bool = False,
 ) -> RunSummary:
-    definition = OrchestrationDefinition.model_validate(stored.spec)
-    destination = _destination(store, definition.destination)
+    with open_engine(
+        ws.config.engine,
+        workspace_root=ws.root,
+        dataplane_schema=ws.config.dataplane_schema,
+    ) as engine:
+        if stored.kind == "campaign":
+            campaign = CampaignDefinition.model_validate(stored.spec)
+            plan = campaign_run_plan(
+                ws, store, engine, run, campaign, retry_rejected=retry_rejected
+            )
+        else:
+            orchestration = OrchestrationDefinition.model_validate(stored.spec)
+            plan = _orchestration_plan(ws, store, engine, run, orchestration, retry_rejected)
+        executor = RunExecutor(
+            store, engine, workspace_root=ws.root, timezone=ws.config.timezone, progress=progress
+        )
+        return executor.execute(run, plan)
+
+
+def _orchestration_plan(
+    ws: Workspace,
+    store: MetadataStore,
+    engine: Engine,
+    run: RunSummary,
+    definition: OrchestrationDefinition,
+    retry_rejected: bool,
+) -> RunPlan:
+    destination = destination_definition(store, definition.destination)
     mapper = Mapper(
         definition.mapping,
         {
@@ -244,62 +283,23 @@ def _execute(
             "time": run.as_of,
         },
     )
-    with open_engine(
-        ws.config.engine,
-        workspace_root=ws.root,
-        dataplane_schema=ws.config.dataplane_schema,
-    ) as engine:
-        plan = RunPlan(
-            rows=lambda engine: with_related(
-                _rows(engine, definition),
-                mapper.sources,
-                data_model=ws.config.data_model,
-                table=engine.table,
-                what=f"orchestration {definition.name}: mapping",
-            ),
-            deliveries=[
-                DeliveryPlan(
-                    destination=definition.destination,
-                    connector=_connector(destination, ws, engine),
-                    mapping=mapper if definition.mapping else None,
-                )
-            ],
-            retry_rejected=retry_rejected,
-        )
-        executor = RunExecutor(
-            store, engine, workspace_root=ws.root, timezone=ws.config.timezone, progress=progress
-        )
-        return executor.execute(run, plan)
-
-
-def _connector(definition: Any, ws: Workspace, engine: Engine) -> Connector:
-    """The destination's connector; a table in the engine writes through the run's engine."""
-    if isinstance(definition, EngineTableDestination):
-        return EngineTableConnector(definition, engine)
-    return open_connector(definition, SecretResolver(ws.root), ws.root)
-
-
-def _destination(store: MetadataStore, name: str) -> Any:
-    stored = store.get("destination", name)
-    if stored is None:
-        raise ConfigError(
-            f"destination {name!r} is not applied", hint="run `activator apply` first"
-        )
-    if stored.status == "disabled":
-        raise ConfigError(
-            f"destination {name!r} is disabled: it answered 410 Gone to an earlier delivery",
-            hint=f"once the receiver accepts deliveries again: `activator destination enable "
-            f"{name}` (or change its definition and apply)",
-        )
-    try:
-        return _DESTINATION.validate_python(stored.spec)
-    except ValidationError as exc:
-        # Only the messages: pydantic's own text repeats the input, which may hold a secret.
-        reasons = "; ".join(str(e["msg"]) for e in exc.errors(include_url=False))
-        raise ConfigError(
-            f"destination {name!r} (v{stored.version}) no longer validates: {reasons}",
-            hint="fix the destination's file and run `activator apply`",
-        ) from None
+    return RunPlan(
+        rows=lambda engine: with_related(
+            _rows(engine, definition),
+            mapper.sources,
+            data_model=ws.config.data_model,
+            table=engine.table,
+            what=f"orchestration {definition.name}: mapping",
+        ),
+        deliveries=[
+            DeliveryPlan(
+                destination=definition.destination,
+                connector=connector_for(destination, ws, engine),
+                mapping=mapper if definition.mapping else None,
+            )
+        ],
+        retry_rejected=retry_rejected,
+    )
 
 
 def _rows(engine: Engine, definition: OrchestrationDefinition) -> ir.Table:
