@@ -83,7 +83,10 @@ def test_apply_then_status(demo: Path) -> None:
     assert rows[("orchestration", "customer-360")]["next_run"] == "2026-11-02T02:00:00+00:00"
     # Weekly on Mondays at 06:00 London time (GMT in November).
     assert rows[("campaign", "winback-spring")]["next_run"] == "2026-11-02T06:00:00+00:00"
-    assert all(r["last_run"] is None and r["status"] == "active" for r in rows.values())
+    assert all(r["last_run"] is None for r in rows.values())
+    # An active campaign with a recurrence and no run yet is scheduled.
+    assert rows[("campaign", "winback-spring")]["status"] == "scheduled"
+    assert rows[("orchestration", "customer-360")]["status"] == "active"
 
 
 def test_a_changed_file_makes_a_new_version(demo: Path) -> None:

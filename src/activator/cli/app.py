@@ -188,13 +188,16 @@ def status(ctx: typer.Context, as_of: AsOfOpt = None, json_output: JsonOpt = Fal
         return
     table = Table("type", "name", "status", "version", "last run", "next run")
     for r in rows:
-        last = (
-            "never"
-            if r.last_run is None
-            else f"{r.last_run.status} {r.last_run.started_at:%Y-%m-%d %H:%M}"
-        )
+        last = "never"
+        if r.last_run is not None:
+            run = r.last_run
+            when = run.started_at or run.created_at
+            sent = run.counts.get("sent", run.counts.get("rows"))
+            last = f"{run.status} {when:%Y-%m-%d %H:%M}" + (
+                f" ({sent:,} sent)" if isinstance(sent, int) else ""
+            )
         upcoming = f"{r.next_run:%Y-%m-%d %H:%M} UTC" if r.next_run else "-"
-        table.add_row(r.type, r.name, r.status, str(r.version), last, upcoming)
+        table.add_row(r.type, r.name, r.status.capitalize(), str(r.version), last, upcoming)
     out.out.print(table)
 
 

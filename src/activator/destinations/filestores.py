@@ -20,6 +20,7 @@ from __future__ import annotations
 
 __all__ = ["AzureStore", "FileStore", "ObjectStore", "SftpStore", "open_store", "probe"]
 
+import errno
 import hashlib
 import io
 import json
@@ -925,6 +926,19 @@ def _classify(exc: BaseException) -> tuple[Attribution, str, str | None]:
             return "platform", f"the service failed ({status}): {_first_line(error)}", None
     if any(isinstance(e, PermissionError) for e in chain):
         return "configuration", "access denied", "check the credentials and their permissions"
+    if any(isinstance(e, (FileExistsError, NotADirectoryError)) for e in chain):
+        # A file where the folder should be: the path needs fixing, retrying will not help.
+        return (
+            "configuration",
+            f"a file is in the way: {_first_line(exc)}",
+            "the destination's path (or a folder in the file name) names an existing file",
+        )
+    if any(getattr(e, "errno", None) in (errno.ENOSPC, errno.EROFS, errno.EDQUOT) for e in chain):
+        return (
+            "configuration",
+            f"the target cannot take the file: {_first_line(exc)}",
+            "free space on the target, or make it writable",
+        )
     if names & _UNREACHABLE or any(
         isinstance(e, (ConnectionError, TimeoutError, socket.gaierror)) for e in chain
     ):

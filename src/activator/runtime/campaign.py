@@ -372,9 +372,9 @@ def record_recipients(
     snapshot = engine.dataplane_table(snapshot_name(run_id))
     keep = [CONTROL_PART, *parts]
     rows = snapshot.filter(snapshot[DELIVERY].isin(keep))
-    destination = ibis.cases(
-        *[(rows[DELIVERY] == r.part, r.destination) for r in found if r.part in parts],
-        else_=ibis.null("string"),
+    branches = [(rows[DELIVERY] == r.part, r.destination) for r in found if r.part in parts]
+    destination = (
+        ibis.cases(*branches, else_=ibis.null("string")) if branches else ibis.null("string")
     )
     recipients = rows.select(
         campaign=ibis.literal(definition.name, type="string"),

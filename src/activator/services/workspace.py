@@ -332,11 +332,40 @@ _SCHEDULE: TypeAdapter[Any] = TypeAdapter(Schedule | None)
 
 _SCHEDULED_STATUSES = {"active"}
 
+_SUCCEEDED = ("succeeded", "warning")
+
+
+def campaign_status(
+    definition_status: str, last: RunSummary | None, upcoming: datetime | None
+) -> str:
+    """What the Activations list shows for a campaign.
+
+    ``archived`` and ``paused`` come from the definition. Otherwise the latest run decides
+    while it is ``running`` or ended in ``error`` or ``warning`` (the last send had a problem:
+    that stays visible until a run succeeds); then ``scheduled`` when a run is coming, else
+    ``delivered`` once it ran, else ``draft``.
+    """
+    if definition_status in ("archived", "paused"):
+        return definition_status
+    if last is not None:
+        if last.status in ("queued", "running"):
+            return "running"
+        if last.status == "failed":
+            return "error"
+        if last.status == "warning":
+            return "warning"
+    if upcoming is not None:
+        return "scheduled"
+    if last is not None and last.status == "succeeded":
+        return "delivered"
+    return "draft"
+
 
 def status(root: Path, *, as_of: datetime) -> list[ActivationStatus]:
     """The Activations list: every applied campaign, journey and orchestration.
 
-    Lists what is in the metadata store (what ``apply`` stored), not the files.
+    Lists what is in the metadata store (what ``apply`` stored), not the files. A schedule
+    that ends after N runs has no next run once N runs succeeded.
     """
     ws = load_workspace(root)
     rows: list[ActivationStatus] = []
@@ -348,13 +377,24 @@ def status(root: Path, *, as_of: datetime) -> list[ActivationStatus]:
             if stored.status in _SCHEDULED_STATUSES:
                 schedule = _SCHEDULE.validate_python(stored.spec.get("schedule"))
                 upcoming = next_run(schedule, after=as_of, timezone=ws.config.timezone)
+                limit = getattr(schedule, "max_runs", None)
+                if upcoming is not None and limit is not None:
+                    runs = store.list_runs(
+                        stored.kind, stored.name, limit=limit, include_tests=False
+                    )
+                    if sum(r.status in _SUCCEEDED for r in runs) >= limit:
+                        upcoming = None
+            last = store.last_run(stored.kind, stored.name)
+            shown = stored.status
+            if stored.kind == "campaign":
+                shown = campaign_status(stored.status, last, upcoming)
             rows.append(
                 ActivationStatus(
                     type=stored.kind,
                     name=stored.name,
-                    status=stored.status,
+                    status=shown,
                     version=stored.version,
-                    last_run=store.last_run(stored.kind, stored.name),
+                    last_run=last,
                     next_run=upcoming,
                 )
             )
