@@ -300,15 +300,15 @@ def rows_to_send(
         sources: What every mapping reads together; None: some delivery sends the customer
             table's columns as they are (no mapping), so all of them are joined.
         table: Customer-data table by name.
-        sample: A test send: this many customers of the treatment groups (the first by
-            rank), whatever was sent before, and no control rows.
+        sample: A test send: this many rows of the treatment groups (the lowest activation
+            IDs), whatever was sent before, and no control rows.
     """
     model = ctx.data_model
     key = model.customers.key
     if sample is not None:
         current = audience.current
         chosen = current.filter(~current[CONTROL])
-        chosen = chosen.order_by([chosen[GROUP], chosen[key]]).limit(sample)
+        chosen = chosen.order_by([chosen[key], chosen[SUB]]).limit(sample)
         sent = chosen.mutate(**{ACTION: ibis.literal("add", type="string")})
         controls: list[tuple[str, str]] = []
     else:
