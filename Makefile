@@ -17,6 +17,15 @@ DEMO_CUSTOMERS ?= 20000
 DEMO_AS_OF ?= $(shell date -u +%Y-%m-%d)
 DEMO_SEGMENTS ?= new-customers first-time-buyers vip-customers lapsing-high-value at-risk \
 	sms-reachable
+# The demo's webhook receiver (a stand-in for a CRM) listens here: the port of the url in
+# destinations/demo-webhook.yml.
+DEMO_PORT := 8765
+DEMO_RECEIVED = $(DEMO_DIR)/webhook/received.ndjson
+# Python printing a fresh signing secret (whsec_ + base64 of 32 random bytes).
+DEMO_NEW_SECRET := import base64, os; print('whsec_' + base64.b64encode(os.urandom(32)).decode())
+# A date N days before DEMO_AS_OF, in Python: BSD date (macOS) has no `date -d`.
+demo_days_before = $(shell $(PY) -c 'import datetime as d, sys; \
+	print(d.date.fromisoformat(sys.argv[1]) - d.timedelta(days=int(sys.argv[2])))' $(DEMO_AS_OF) $(1))
 
 .PHONY: demo test test-fast lint format lock bench clean
 
@@ -42,6 +51,30 @@ demo: $(VENV)/.base
 	done
 	$(BIN)/activator -w $(DEMO_DIR) run customer-360 --as-of $(DEMO_AS_OF)
 	ls -l $(DEMO_DIR)/outbox
+	@# Campaigns, sent as of two weeks and one week before DEMO_AS_OF so that the orders of the
+	@# week after each send exist for the results. One shell, so that the trap stops the receiver
+	@# even when a step fails; the signing secret is made afresh and is only in the environment.
+	@set -e; \
+	export DEMO_WEBHOOK_SECRET="$$($(PY) -c "$(DEMO_NEW_SECRET)")"; \
+	$(PY) -m activator.demo.receiver --port $(DEMO_PORT) --secret-env DEMO_WEBHOOK_SECRET \
+		--out $(DEMO_RECEIVED) & receiver=$$!; \
+	trap 'set +x; kill $$receiver 2>/dev/null; wait $$receiver || true' EXIT; \
+	trap 'exit 130' INT TERM; \
+	until [ -f $(DEMO_RECEIVED) ]; do kill -0 $$receiver 2>/dev/null || exit 1; sleep 0.1; done; \
+	set -x; \
+	$(BIN)/activator -w $(DEMO_DIR) run vip-thank-you --as-of $(call demo_days_before,14); \
+	$(BIN)/activator -w $(DEMO_DIR) plan first-order-follow-up --as-of $(call demo_days_before,14); \
+	$(BIN)/activator -w $(DEMO_DIR) run first-order-follow-up --as-of $(call demo_days_before,14); \
+	$(BIN)/activator -w $(DEMO_DIR) plan first-order-follow-up --as-of $(call demo_days_before,7); \
+	$(BIN)/activator -w $(DEMO_DIR) run first-order-follow-up --as-of $(call demo_days_before,7); \
+	$(BIN)/activator -w $(DEMO_DIR) runs first-order-follow-up; \
+	$(BIN)/activator -w $(DEMO_DIR) status; \
+	for campaign in vip-thank-you first-order-follow-up; do \
+		$(BIN)/activator -w $(DEMO_DIR) campaign results $$campaign --conversion orders \
+			--days 7 --as-of $(DEMO_AS_OF); \
+	done; \
+	ls -l $(DEMO_DIR)/outbox; \
+	wc -l $(DEMO_RECEIVED)
 
 # Azurite (the Azure Blob emulator the file-store tests run) from npm, at the locked versions.
 AZURITE := tests/fixtures/azurite

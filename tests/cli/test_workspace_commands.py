@@ -77,6 +77,8 @@ def test_apply_then_status(demo: Path) -> None:
     rows = {(r["type"], r["name"]): r for r in as_json(status)["activations"]}
     assert set(rows) == {
         ("campaign", "winback-spring"),
+        ("campaign", "vip-thank-you"),
+        ("campaign", "first-order-follow-up"),
         ("journey", "welcome-series"),
         ("orchestration", "customer-360"),
     }
@@ -158,7 +160,7 @@ def test_workspace_from_environment_and_current_folder(demo: Path, tmp_path: Pat
     assert as_json(from_cwd)["valid"] is True
     from_env = activator("validate", "--json", cwd=tmp_path, workspace_env=demo)
     assert from_env.returncode == 0, from_env.stderr
-    assert as_json(from_env)["definitions"]["campaign"] == 1
+    assert as_json(from_env)["definitions"]["campaign"] == 3
 
 
 HOLD_ENGINE = """
