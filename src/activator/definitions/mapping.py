@@ -48,6 +48,7 @@ from pydantic import (
     BeforeValidator,
     Discriminator,
     Field,
+    PlainSerializer,
     Tag,
     field_validator,
     model_validator,
@@ -430,8 +431,39 @@ def _field_names(value: dict[str, FieldMapping]) -> dict[str, FieldMapping]:
     return value
 
 
-AttributeMapping = Annotated[dict[str, FieldMapping], AfterValidator(_field_names)]
-"""Destination field → how it is filled, in the destination's column order."""
+def _from_entries(value: Any) -> Any:
+    """Accept the stored form: a list of ``{field: name, ...spec}`` entries, in order."""
+    if not isinstance(value, list):
+        return value
+    found: dict[str, Any] = {}
+    for entry in value:
+        if not isinstance(entry, dict) or "field" not in entry:
+            raise ValueError("a mapping given as a list holds {field: NAME, source: ...} entries")
+        rest = {k: v for k, v in entry.items() if k != "field"}
+        if entry["field"] in found:
+            raise ValueError(f"destination field {entry['field']!r} is mapped twice")
+        found[entry["field"]] = rest
+    return found
+
+
+def _to_entries(value: dict[str, FieldMapping]) -> list[dict[str, Any]]:
+    # JSON objects do not keep their key order everywhere (PostgreSQL's JSONB sorts keys, the
+    # metadata store hashes sorted JSON), but the order of a mapping is the destination's
+    # column order: stored specs keep it as a list.
+    return [
+        {"field": name, **spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)}
+        for name, spec in value.items()
+    ]
+
+
+AttributeMapping = Annotated[
+    dict[str, FieldMapping],
+    BeforeValidator(_from_entries),
+    AfterValidator(_field_names),
+    PlainSerializer(_to_entries, when_used="json"),
+]
+"""Destination field → how it is filled, in the destination's column order. YAML writes it as
+a mapping; stored (JSON) specs as a list of ``{field, ...}`` entries, which keeps the order."""
 
 
 @dataclass(frozen=True)
