@@ -55,6 +55,16 @@ def test_format_converts_aware_and_utc_naive_timestamps_to_the_zone() -> None:
     assert format_time(summer, no_zone).to_pylist() == ["2024-07-01T22:30"]
 
 
+def test_format_shows_whole_seconds_like_strftime() -> None:
+    late = datetime(2026, 1, 2, 23, 59, 59, 999999, tzinfo=UTC)
+    for unit in ("ms", "us", "ns"):
+        array = pa.array([late, None], pa.timestamp(unit, "UTC"))
+        options = FormatOptions(pattern="%Y-%m-%dT%H:%M:%S%z", timezone="Europe/Paris")
+        assert format_time(array, options).to_pylist() == ["2026-01-03T00:59:59+0100", None]
+    naive = pa.array([datetime(2026, 1, 2, 8, 0, 1, 500000)], pa.timestamp("us"))
+    assert format_time(naive, FormatOptions(pattern="%H:%M:%S")).to_pylist() == ["08:00:01"]
+
+
 def test_format_dates_and_text() -> None:
     options = FormatOptions(pattern="%d/%m/%Y", timezone="America/New_York")
     assert format_time(pa.array([date(1997, 2, 16)]), options).to_pylist() == ["16/02/1997"]

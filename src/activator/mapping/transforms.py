@@ -87,6 +87,10 @@ def format_time(array: pa.Array, options: FormatOptions) -> pa.Array:
             array = array.cast(pa.timestamp(array.type.unit, "UTC"))
         if array.type.tz is not None:
             array = array.cast(pa.timestamp(array.type.unit, options.timezone))
+    if pa.types.is_timestamp(array.type) and array.type.unit != "s" and "%f" not in options.pattern:
+        # Arrow prints %S with the sub-second digits of the unit ("59.999999"); strftime's %S
+        # is whole seconds. Truncate to seconds (fractions are kept only when asked for, %f).
+        array = pc.floor_temporal(array, unit="second").cast(pa.timestamp("s", array.type.tz))
     return pc.strftime(array, format=options.pattern)
 
 
