@@ -25,6 +25,7 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow.compute as pc
 
 from activator.compiler.campaign import ACTION, CONTROL, GROUP, SUB, GroupQuota
 from activator.compiler.segment import CompileContext
@@ -558,28 +559,37 @@ def _preview_deliveries(
     rows = rows_to_send(
         audience, definition, found, ctx=ctx, sources=_sources(mappers), table=engine.table
     )
-    previews: list[DeliveryPreview] = []
     key = ws.config.data_model.customers.key
     customer_columns = list(engine.table(ws.config.data_model.customers.table).columns)
-    for route, mapper in zip(found, mappers, strict=True):
-        mine = rows.filter(rows[DELIVERY] == route.part)
-        columns = _columns(mapper, key, customer_columns, definition.mode == "mirror")
-        customers = out = 0
-        shrink = expansion = 0
-        for batch in engine.stream(mine.select(*columns)):
-            customers += batch.num_rows
+    mirror = definition.mode == "mirror"
+    columns = [_columns(mapper, key, customer_columns, mirror) for mapper in mappers]
+    # One pass over the rows, in delivery order; each batch is cut per delivery.
+    wanted = list(dict.fromkeys(c for cols in columns for c in cols))
+    tally = {route.part: [0, 0, 0, 0] for route in found}  # customers, rows, shrink, expansion
+    by_part = {
+        route.part: (mapper, cols)
+        for route, mapper, cols in zip(found, mappers, columns, strict=True)
+    }
+    stream = rows.filter(rows[DELIVERY] >= 0).select(*wanted, DELIVERY)
+    for batch in engine.stream(stream):
+        parts = batch.column(DELIVERY)
+        for part in pc.unique(parts).to_pylist():
+            mapper, cols = by_part[part]
+            mine = batch.filter(pc.equal(parts, part)).select(cols)
+            counts = tally[part]
+            counts[0] += mine.num_rows
             if mapper is None:
-                out += batch.num_rows
+                counts[1] += mine.num_rows
                 continue
-            mapped = mapper.apply(batch)
-            out += mapped.batch.num_rows
-            shrink += mapped.shrink
-            expansion += mapped.expansion
+            mapped = mapper.apply(mine)
+            counts[1] += mapped.batch.num_rows
+            counts[2] += mapped.shrink
+            counts[3] += mapped.expansion
+    previews: list[DeliveryPreview] = []
+    for route in found:
         sub, group = (None, None) if route.combined else route.groups[0]
         previews.append(
-            DeliveryPreview(
-                route.destination, sub, group, route.action, customers, out, shrink, expansion
-            )
+            DeliveryPreview(route.destination, sub, group, route.action, *tally[route.part])
         )
     return previews
 
