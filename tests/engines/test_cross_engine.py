@@ -10,8 +10,8 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pytest
 
-from activator.engines.base import Engine
 from activator.compiler.functions import stable_bucket
+from activator.engines.base import Engine
 from tests.engines.conftest import customers_table, load_customer_data, orders_table
 
 

@@ -4,6 +4,7 @@ plans, test sends, pause/resume/archive, statuses, and a failed run resumed."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from activator.errors import ConfigError
+from activator.errors import ConfigError, DefinitionError
 from activator.services import campaign as campaigns
 from activator.services.run import list_runs, resume_run, run_activation, run_json, show_run
 from activator.services.workspace import apply_workspace, status
@@ -396,3 +397,80 @@ def test_a_webhook_gets_every_group_in_one_stream_and_a_failed_run_resumes(
     assert recipients == [(len(groups), len(groups))]
     [task] = [t for t in show_run(root, failed.run_id).tasks if t.task.startswith("deliver:")]
     assert task.task == "deliver:hook:all"
+
+
+def test_one_file_for_all_groups_says_each_row_s_group(tmp_path: Path) -> None:
+    promo = PROMO.replace("MODE", "incremental").replace(
+        "mapping: {id: customer_id, email: {source: email, required: true}, group: run.group}",
+        "files: combined\n    mapping: {id: customer_id, sub: run.sub_audience, group: run.group}",
+    )
+    root = make_workspace(tmp_path / "ws", extra={"campaigns/promo": promo})
+    run = run_activation(root, "promo", as_of=T1)
+    files = read_files(root, "*.csv")
+    assert list(files) == ["promo_20260302.csv"]
+    groups = group_of(root, run.run_id)
+    assert {(int(r["id"]), r["sub"], r["group"]) for r in files["promo_20260302.csv"]} == {
+        (c, s, g) for c, (s, g, control) in groups.items() if not control
+    }
+    [delivery] = run_json(run)["deliveries"]
+    assert (delivery["sub_audience"], delivery["group"]) == (None, None)
+
+
+def test_segments_on_another_activation_id_are_refused(tmp_path: Path) -> None:
+    by_email = "sql: SELECT email AS address FROM customers\nactivation_id: address\n"
+    promo = PROMO.replace("MODE", "full").replace(
+        "include: [signed-up]", "include: [signed-up, by-email]"
+    )
+    with pytest.raises(DefinitionError) as caught:
+        make_workspace(
+            tmp_path / "ws", extra={"segments/by-email": by_email, "campaigns/promo": promo}
+        )
+    [issue] = [i for i in caught.value.issues if i.path.startswith("audience")]
+    assert issue.path == "audience.include[1]"
+    assert "identifies customers by 'address'" in issue.message
+    assert "'signed-up'" in issue.message
+
+
+def test_a_schedule_ending_after_n_runs_has_no_next_run_after_them(tmp_path: Path) -> None:
+    promo = PROMO.replace("MODE", "incremental").replace(
+        'at: "06:00"}', 'at: "06:00", max_runs: 2}'
+    )
+    root = make_workspace(tmp_path / "ws", extra={"campaigns/promo": promo})
+
+    def row() -> tuple[str, datetime | None]:
+        (found,) = [r for r in status(root, as_of=T2) if r.name == "promo"]
+        return found.status, found.next_run
+
+    assert row() == ("scheduled", T2 + timedelta(days=7))
+    run_activation(root, "promo", as_of=T1)
+    assert row()[0] == "scheduled"
+    run_activation(root, "promo", as_of=T2)
+    assert row() == ("delivered", None)
+
+
+@pytest.mark.parametrize(
+    ("definition", "last", "upcoming", "shown"),
+    [
+        ("archived", "failed", True, "archived"),
+        ("paused", "running", True, "paused"),
+        ("active", "running", True, "running"),
+        ("active", "queued", False, "running"),
+        ("active", "failed", True, "error"),
+        ("active", "warning", True, "warning"),
+        ("active", "succeeded", True, "scheduled"),
+        ("active", None, True, "scheduled"),
+        ("active", "succeeded", False, "delivered"),
+        ("active", None, False, "draft"),
+        ("draft", None, False, "draft"),
+    ],
+)
+def test_the_status_a_campaign_shows(
+    workspace: Path, definition: str, last: str | None, upcoming: bool, shown: str
+) -> None:
+    from activator.services.workspace import campaign_status
+
+    run = None
+    if last is not None:
+        run = run_activation(workspace, "promo", as_of=T1)
+        run = dataclasses.replace(run, status=last)
+    assert campaign_status(definition, run, T2 if upcoming else None) == shown

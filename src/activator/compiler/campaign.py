@@ -64,7 +64,11 @@ def audience_members(ctx: CompileContext, definition: CampaignDefinition) -> ir.
     if definition.audience.exclude:
         exclude = [segment_members(ctx, name) for name in definition.audience.exclude]
         out = exclude[0] if len(exclude) == 1 else ibis.union(*exclude, distinct=True)
-        members = members.anti_join(out, key)
+        # view(): ends Ibis's join chain, so a caller's own anti join (allocate's) is not
+        # folded into this SELECT. SQLGlot rewrites anti joins to NOT EXISTS for engines
+        # without them (PostgreSQL) but skips the second of two in one SELECT, leaving a
+        # LEFT ANTI JOIN PostgreSQL cannot parse.
+        return members.anti_join(out, key).select(key).view()
     return members.select(key)
 
 

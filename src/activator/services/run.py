@@ -93,6 +93,9 @@ class RunDetail:
         }
 
 
+_DELIVERY_COUNTS = ("customers", "rows", "shrink", "expansion", "rejected")
+
+
 def run_json(run: RunSummary) -> dict[str, Any]:
     """A run's summary as JSON."""
     return {
@@ -114,7 +117,7 @@ def run_json(run: RunSummary) -> dict[str, Any]:
                 "sub_audience": d.get("sub_audience"),
                 "group": d.get("group"),
                 "action": d.get("action", "add"),
-                **{k: d.get(k, 0) for k in ("customers", "rows", "shrink", "expansion", "rejected")},
+                **{k: d.get(k, 0) for k in _DELIVERY_COUNTS},
             }
             for label, d in run.counts.get("deliveries", {}).items()
         ],
