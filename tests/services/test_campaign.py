@@ -190,9 +190,10 @@ def test_a_run_sends_each_group_to_its_own_file_and_records_recipients(workspace
 
 def test_the_second_run_sends_only_the_newly_qualified(workspace: Path) -> None:
     first = run_activation(workspace, "promo", as_of=T1)
+    before = group_of(workspace, first.run_id)
     second = run_activation(workspace, "promo", as_of=T2)
     assert second.status == "succeeded"
-    before, after = group_of(workspace, first.run_id), group_of(workspace, second.run_id)
+    after = group_of(workspace, second.run_id)
     assert all(after[c] == g for c, g in before.items())
     new = set(after) - set(before)
     assert new == _audience(T2) - _audience(T1)
@@ -205,12 +206,20 @@ def test_the_second_run_sends_only_the_newly_qualified(workspace: Path) -> None:
     }
     per_run = query(workspace, "SELECT run_id, count(*) FROM activator.recipients GROUP BY run_id")
     assert dict(per_run) == {first.run_id: len(before), second.run_id: len(new)}
-    # Only the previous successful run's audience table is needed from now on.
-    assert query(
-        workspace,
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'activator' "
-        "AND table_name LIKE 'run_%'",
-    ) == [(0,)]
+    # Run snapshots are dropped on success, and only the latest audience table is kept: it is
+    # the next run's baseline.
+    tables = {
+        name
+        for (name,) in query(
+            workspace,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'activator'",
+        )
+    }
+    assert tables == {
+        "campaign_assignments",
+        "recipients",
+        "campaign_audience_" + second.run_id.replace("-", ""),
+    }
 
 
 def test_full_mode_resends_everyone(tmp_path: Path) -> None:
@@ -224,10 +233,11 @@ def test_full_mode_resends_everyone(tmp_path: Path) -> None:
 def test_mirror_mode_sends_additions_and_removals_in_separate_files(tmp_path: Path) -> None:
     root = make_workspace(tmp_path / "ws", mode="mirror")
     first = run_activation(root, "promo", as_of=T1)
+    before = group_of(root, first.run_id)
     # Customers 100-199 opt out: they leave the audience.
     query_rw(root, "UPDATE customers SET opted_out = true WHERE customer_id BETWEEN 100 AND 199")
     second = run_activation(root, "promo", as_of=T2)
-    before, after = group_of(root, first.run_id), group_of(root, second.run_id)
+    after = group_of(root, second.run_id)
     files = read_files(root, "promo_20260309_*.csv")
     assert sorted(files) == [
         "promo_20260309_gold_offer_added.csv",

@@ -164,12 +164,20 @@ def _engine(root: Path, plane: str) -> Engine:
     return open_engine(config, workspace_root=root, dataplane_schema=plane)
 
 
+def _audience(root: Path, plane: str, run_id: str) -> dict[int, tuple[str, str, bool]]:
+    with _engine(root, plane) as engine:
+        rows = engine.to_pyarrow(engine.dataplane_table(audience_table(run_id))).to_pylist()
+    return {r["customer_id"]: (r["sub_audience"], r["treatment_group"], r["control"]) for r in rows}
+
+
 def test_two_runs_on_spark_send_groups_then_only_the_newcomers(
     workspace: tuple[Path, str],
 ) -> None:
     root, plane = workspace
     first = run_activation(root, "welcome", as_of=FIRST)
     assert first.status == "succeeded", first.error
+    # Read now: a run's audience table is dropped once a later run succeeds.
+    audiences = {first.run_id: _audience(root, plane, first.run_id)}
     second = run_activation(root, "welcome", as_of=SECOND)
     assert second.status == "succeeded", second.error
     tasks = show_run(root, second.run_id).tasks
@@ -206,15 +214,8 @@ def test_two_runs_on_spark_send_groups_then_only_the_newcomers(
 
     with _engine(root, plane) as engine:
         recipients = engine.to_pyarrow(engine.dataplane_table(RECIPIENTS_TABLE)).to_pylist()
-        audiences = {
-            run.run_id: {
-                r["customer_id"]: (r["sub_audience"], r["treatment_group"], r["control"])
-                for r in engine.to_pyarrow(
-                    engine.dataplane_table(audience_table(run.run_id))
-                ).to_pylist()
-            }
-            for run in (first, second)
-        }
+        assert audience_table(first.run_id) not in engine.list_dataplane_tables()
+    audiences[second.run_id] = _audience(root, plane, second.run_id)
 
     # Recipients: every newcomer once per run (the control without a destination), as of the
     # run's time; the treated ones with the group their file had.

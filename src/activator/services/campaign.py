@@ -256,6 +256,8 @@ def campaign_run_plan(
         current = engine.dataplane_table(audience_table(summary.run_id))
         counts["audience"] = _scalar(engine, current.select(key).distinct().count())
         counts["groups"] = _group_counts(engine, current, snapshot, key, parts)
+        if len(parts) == len(found):
+            _drop_older_audiences(engine, store, definition.name, summary.run_id)
         return counts
 
     return RunPlan(
@@ -266,6 +268,16 @@ def campaign_run_plan(
         order_by=[key, SUB, GROUP, ACTION],
         finish=finish,
     )
+
+
+def _drop_older_audiences(engine: Engine, store: MetadataStore, name: str, run_id: str) -> None:
+    """Once a run has delivered everything, earlier successful runs' audience tables are no
+    baseline any more: drop them. Failed runs keep theirs (they may be resumed)."""
+    tables = set(engine.list_dataplane_tables())
+    for run in store.list_runs("campaign", name, limit=10_000, include_tests=False):
+        table = audience_table(run.run_id)
+        if run.run_id != run_id and run.status in _SUCCEEDED and table in tables:
+            engine.backend.drop_table(table, database=engine.dataplane_schema)
 
 
 def _names(route: Route, definition: CampaignDefinition) -> dict[str, str]:
