@@ -315,7 +315,7 @@ def test_a_test_send_is_recorded_as_a_test_and_changes_nothing(workspace: Path) 
     assert (test.status, test.is_test, test.trigger) == ("succeeded", True, "test")
     sent = read_files(workspace, "*.csv")
     assert sum(len(rows) for rows in sent.values()) <= 25
-    assert run_json(test)["sent"] == 25
+    assert (run_json(test)["sent"], run_json(test)["audience"]) == (25, None)
     assert query(
         workspace,
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'recipients'",

@@ -50,7 +50,7 @@ from activator.runtime.results import CampaignResults
 from activator.runtime.results import campaign_results as _results
 from activator.runtime.runner import DeliveryPlan, Progress, RunExecutor, RunPlan, snapshot_name
 from activator.services.destination import connector_for, destination_definition
-from activator.services.segment import activity_tables, segment_context
+from activator.services.segment import engine_context
 from activator.services.workspace import open_store
 from activator.store import MetadataStore, RunSummary, StoredDefinition
 from activator.workspace.loader import Workspace, load_workspace
@@ -82,13 +82,7 @@ def compile_context(
     ws: Workspace, store: MetadataStore, engine: Engine, as_of: datetime
 ) -> CompileContext:
     """The compiler's view at ``as_of`` with the **applied** segments."""
-    ctx = segment_context(
-        ws,
-        as_of=as_of,
-        tables=engine.table,
-        dialect=engine.DIALECT,
-        activity=activity_tables(engine),
-    )
+    ctx = engine_context(ws, engine, as_of)
     applied = {s.name: SegmentDefinition.model_validate(s.spec) for s in store.current("segment")}
     return dataclasses.replace(ctx, segments=applied)
 
@@ -159,6 +153,23 @@ def _sources(mappers: list[Mapper | None]) -> MappingSources | None:
     return mapping_sources(merged)
 
 
+def _deliveries(
+    store: MetadataStore, definition: CampaignDefinition
+) -> tuple[dict[str, Any], list[Route]]:
+    """The applied destinations a campaign sends to, by name, and its deliveries."""
+    destinations = {
+        name: destination_definition(store, name)
+        for name in dict.fromkeys(
+            use.destination
+            for _, groups in definition.parts()
+            for group in groups
+            for use in definition.group_destinations(group)
+        )
+    }
+    files = {name for name, d in destinations.items() if isinstance(d, FileDestination)}
+    return destinations, routes(definition, files)
+
+
 def campaign_run_plan(
     ws: Workspace,
     store: MetadataStore,
@@ -183,17 +194,7 @@ def campaign_run_plan(
         only: A test send to this destination only.
     """
     key = ws.config.data_model.customers.key
-    destinations = {
-        name: destination_definition(store, name)
-        for name in dict.fromkeys(
-            use.destination
-            for _, groups in definition.parts()
-            for group in groups
-            for use in definition.group_destinations(group)
-        )
-    }
-    files = {name for name, d in destinations.items() if isinstance(d, FileDestination)}
-    found = routes(definition, files)
+    destinations, found = _deliveries(store, definition)
     if only is not None:
         found = [r for r in found if r.destination == only]
         if not found:
@@ -242,7 +243,7 @@ def campaign_run_plan(
             "sent": _scalar(engine, sent_rows.select(key).distinct().count()),
         }
         if sample is not None:
-            counts["audience"] = _scalar(engine, snapshot.select(key).distinct().count())
+            counts["audience"] = None  # a sample: who qualifies was not evaluated in full
             return counts
         record_recipients(
             engine,
@@ -556,17 +557,7 @@ def _preview_deliveries(
     as_of: datetime,
 ) -> list[DeliveryPreview]:
     """Map each delivery's rows (without sending) to count its shrink and expansion."""
-    destinations = {
-        name: destination_definition(store, name)
-        for name in {
-            use.destination
-            for _, groups in definition.parts()
-            for group in groups
-            for use in definition.group_destinations(group)
-        }
-    }
-    files = {n for n, d in destinations.items() if isinstance(d, FileDestination)}
-    found = routes(definition, files)
+    _, found = _deliveries(store, definition)
     mappers = [_mapper(route, definition, "plan", as_of) for route in found]
     rows = rows_to_send(
         audience, definition, found, ctx=ctx, sources=_sources(mappers), table=engine.table

@@ -15,6 +15,7 @@ __all__ = [
     "SegmentPreview",
     "activity_tables",
     "compiled_sql",
+    "engine_context",
     "mask",
     "preview",
     "segment_context",
@@ -212,6 +213,18 @@ def segment_context(
     )
 
 
+def engine_context(ws: Workspace, engine: Engine, as_of: dt.datetime) -> CompileContext:
+    """The compiler's view of a workspace on an open engine: its tables, its dialect and its
+    data plane's activity tables (campaign recipients)."""
+    return segment_context(
+        ws,
+        as_of=as_of,
+        tables=engine.table,
+        dialect=engine.DIALECT,
+        activity=activity_tables(engine),
+    )
+
+
 def activity_tables(engine: Engine) -> Callable[[str], ir.Table | None]:
     """The engine's data-plane tables for activity conditions: None while one does not exist.
 
@@ -273,13 +286,7 @@ def preview(
         raise ConfigError(f"--limit must be 0 or more, got {limit}")
     say = progress or (lambda _: None)
     with _open_read_only(root, name, progress) as (ws, engine):
-        ctx = segment_context(
-            ws,
-            as_of=as_of,
-            tables=engine.table,
-            dialect=engine.DIALECT,
-            activity=activity_tables(engine),
-        )
+        ctx = engine_context(ws, engine, as_of)
         model = ws.config.data_model
         say("compiling")
         members = segment_members(ctx, name)
@@ -579,13 +586,7 @@ def why(
                 f"customer {customer_id!r} not found in {model.customers.table}.{key}",
                 hint="pass an activation ID from the customer table",
             )
-        ctx = segment_context(
-            ws,
-            as_of=as_of,
-            tables=engine.table,
-            dialect=engine.DIALECT,
-            activity=activity_tables(engine),
-        )
+        ctx = engine_context(ws, engine, as_of)
         say("evaluating conditions")
         result = explain_customer(ctx, name, value)
         members = segment_members(ctx, name)
