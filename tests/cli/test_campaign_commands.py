@@ -74,6 +74,7 @@ def test_plan_run_runs_and_show(workspace: Path) -> None:
         "evaluate",
         "deliver:drop:gold/offer",
         "deliver:drop:others/reminder",
+        "recipients",
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import shutil
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from activator.errors import ConfigError, DefinitionError
 from activator.services import campaign as campaigns
 from activator.services.run import list_runs, resume_run, run_activation, run_json, show_run
 from activator.services.workspace import apply_workspace, status
+from activator.store.store import MetadataStore
 from tests.fixtures.receiver import Receiver
 
 T1 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -484,3 +486,22 @@ def test_the_status_a_campaign_shows(
         run = run_activation(workspace, "promo", as_of=T1)
         run = dataclasses.replace(run, status=last)
     assert campaign_status(definition, run, T2 if upcoming else None) == shown
+
+
+def test_recipients_interrupted_while_recording_are_not_recorded_twice(workspace: Path) -> None:
+    run = run_activation(workspace, "promo", as_of=T1)
+    expected = query(workspace, "SELECT count(*) FROM activator.recipients")
+    assert expected[0][0] == len(group_of(workspace, run.run_id))
+    # As if the process died after inserting the rows but before noting it: the task says
+    # the parts were being recorded, and the run did not finish.
+    store_url = "sqlite:///.activator/metadata.db"
+    with MetadataStore.open(store_url, workspace_root=workspace) as store:
+        store.update_task(
+            run.run_id, "recipients", status="running",
+            detail={"parts": [], "attempting": [-1, 0, 1]},
+        )  # fmt: skip
+    with sqlite3.connect(workspace / ".activator" / "metadata.db") as db:
+        db.execute("UPDATE runs SET status = 'failed' WHERE run_id = ?", (run.run_id,))
+    resumed = resume_run(workspace, run.run_id)
+    assert resumed.status == "succeeded"
+    assert query(workspace, "SELECT count(*) FROM activator.recipients") == expected

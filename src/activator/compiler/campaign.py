@@ -30,7 +30,6 @@ __all__ = [
     "rank_key",
 ]
 
-import dataclasses
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,9 +39,10 @@ import ibis
 import ibis.expr.types as ir
 
 from activator.compiler.functions import md5_hex
-from activator.compiler.segment import CompileContext, segment_members
+from activator.compiler.segment import CompileContext, segment_flags
 from activator.definitions.campaign import BASIS_POINTS, CampaignDefinition, basis_points
 from activator.definitions.segment import SegmentDefinition
+from activator.errors import CompileError
 
 ASSIGNMENTS_TABLE = "campaign_assignments"
 """Data-plane table of sticky group assignments: (campaign, sub_audience, <key>,
@@ -56,62 +56,75 @@ PREVIOUS = "_previous_group"
 RANK = "_rank_key"
 
 
-def audience_members(ctx: CompileContext, definition: CampaignDefinition) -> ir.Table:
-    """Distinct activation IDs: union of the include segments minus the exclude segments."""
-    key = ctx.data_model.customers.key
-    include = [segment_members(ctx, name) for name in definition.audience.include]
-    members = include[0] if len(include) == 1 else ibis.union(*include, distinct=True)
-    if definition.audience.exclude:
-        exclude = [segment_members(ctx, name) for name in definition.audience.exclude]
-        out = exclude[0] if len(exclude) == 1 else ibis.union(*exclude, distinct=True)
-        # view(): ends Ibis's join chain, so a caller's own anti join (allocate's) is not
-        # folded into this SELECT. SQLGlot rewrites anti joins to NOT EXISTS for engines
-        # without them (PostgreSQL) but skips the second of two in one SELECT, leaving a
-        # LEFT ANTI JOIN PostgreSQL cannot parse.
-        return members.anti_join(out, key).select(key).view()
-    return members.select(key)
-
-
 def _inline_name(definition: CampaignDefinition, sub: str) -> str:
     return f"{definition.name}.{sub}"[:128]
 
 
-def allocate(ctx: CompileContext, definition: CampaignDefinition, audience: ir.Table) -> ir.Table:
-    """(key, sub_audience): each audience member's sub-audience(s), *All remaining* for none.
+def _segment(ctx: CompileContext, name: str) -> SegmentDefinition:
+    try:
+        return ctx.segments[name]
+    except KeyError:
+        known = ", ".join(sorted(ctx.segments)) or "none"
+        raise CompileError(f"unknown segment {name!r} (known: {known})") from None
 
-    Inline rules compile as segments of their own (named ``<campaign>.<sub-audience>``).
+
+def _flags(ctx: CompileContext, definition: CampaignDefinition) -> ir.Table:
+    """(key, _in0.., _out0.., _sub0..): every segment of the campaign, evaluated in one plan."""
+    flags: dict[str, SegmentDefinition] = {}
+    for i, name in enumerate(definition.audience.include):
+        flags[f"_in{i}"] = _segment(ctx, name)
+    for i, name in enumerate(definition.audience.exclude):
+        flags[f"_out{i}"] = _segment(ctx, name)
+    for i, sub in enumerate(definition.sub_audiences):
+        flags[f"_sub{i}"] = (
+            _segment(ctx, sub.segment)
+            if sub.segment is not None
+            # Inline rules are a segment of their own, named <campaign>.<sub-audience>.
+            else SegmentDefinition(name=_inline_name(definition, sub.name), rules=sub.rules)
+        )
+    return segment_flags(ctx, flags)
+
+
+def _any(table: ir.Table, columns: list[str]) -> Any:
+    result: Any = ibis.literal(False)
+    for column in columns:
+        result = result | table[column]
+    return result
+
+
+def audience_members(ctx: CompileContext, definition: CampaignDefinition) -> ir.Table:
+    """Distinct activation IDs: union of the include segments minus the exclude segments."""
+    key = ctx.data_model.customers.key
+    return allocate(ctx, definition).select(key).distinct()
+
+
+def allocate(ctx: CompileContext, definition: CampaignDefinition) -> ir.Table:
+    """(key, sub_audience) of the audience: each member's sub-audience(s), *All remaining*
+    for those matching none.
+
+    The audience (includes minus excludes) and every sub-audience are flags of one plan
+    (:func:`~activator.compiler.segment.segment_flags`): one pass over the customers, not one
+    per segment.
     """
     key = ctx.data_model.customers.key
-    remaining = definition.remaining.name
-    if not definition.sub_audiences:
-        return audience.select(key, **{SUB: ibis.literal(remaining, type="string")})
-    inline = {
-        _inline_name(definition, sub.name): SegmentDefinition(
-            name=_inline_name(definition, sub.name), rules=sub.rules
-        )
-        for sub in definition.sub_audiences
-        if sub.rules is not None
-    }
-    sub_ctx = dataclasses.replace(ctx, segments={**ctx.segments, **inline})
-    parts = []
-    for position, sub in enumerate(definition.sub_audiences):
-        segment = sub.segment or _inline_name(definition, sub.name)
-        members = segment_members(sub_ctx, segment)
-        parts.append(members.select(key, _position=ibis.literal(position, type="int32")))
-    matches = parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
-    matches = matches.semi_join(audience, key)
-    if definition.first_match_only:
-        matches = matches.group_by(key).aggregate(_position=matches._position.min())
-    else:
-        matches = matches.distinct()
-    names = ibis.cases(
-        *[(matches._position == i, sub.name) for i, sub in enumerate(definition.sub_audiences)]
-    )
-    matched = matches.select(key, **{SUB: names.cast("string")})
-    rest = audience.anti_join(matched, key).select(
-        key, **{SUB: ibis.literal(remaining, type="string")}
-    )
-    return ibis.union(matched, rest, distinct=False)
+    flags = _flags(ctx, definition)
+    include = [f"_in{i}" for i in range(len(definition.audience.include))]
+    exclude = [f"_out{i}" for i in range(len(definition.audience.exclude))]
+    subs = [f"_sub{i}" for i in range(len(definition.sub_audiences))]
+    audience = flags.filter(_any(flags, include) & ~_any(flags, exclude))
+    remaining = ibis.literal(definition.remaining.name, type="string")
+    if definition.first_match_only or not subs:
+        names = [
+            (audience[c], sub.name) for c, sub in zip(subs, definition.sub_audiences, strict=True)
+        ]
+        chosen = ibis.cases(*names, else_=remaining) if names else remaining
+        return audience.select(key, **{SUB: chosen.cast("string")})
+    parts = [
+        audience.filter(audience[c]).select(key, **{SUB: ibis.literal(sub.name, type="string")})
+        for c, sub in zip(subs, definition.sub_audiences, strict=True)
+    ]
+    rest = audience.filter(~_any(audience, subs)).select(key, **{SUB: remaining})
+    return ibis.union(*parts, rest, distinct=False)
 
 
 def rank_key(key: ir.Value, salt: str) -> ir.StringValue:
@@ -137,13 +150,12 @@ def prepare(
     key: str,
     assignments: ir.Table | None,
 ) -> ir.Table:
-    """(key, sub_audience, _previous_group, _rank_key): allocation with earlier assignments.
+    """(key, sub_audience, _previous_group): allocation with earlier assignments.
 
     ``_previous_group`` is the group the customer was given in this sub-audience by an
     earlier run (NULL for newcomers, or when that group no longer exists).
     """
-    salt = definition.salt or definition.name
-    ranked = allocated.mutate(**{RANK: rank_key(allocated[key], salt)})
+    ranked = allocated
     if assignments is None:
         return ranked.mutate(**{PREVIOUS: ibis.null("string")})
     mine = assignments.filter(assignments.campaign == definition.name)
@@ -234,11 +246,16 @@ def quotas(
     return found
 
 
-def assign(prepared: ir.Table, key: str, plan: list[GroupQuota]) -> ir.Table:
-    """(key, sub_audience, treatment_group, control) for every customer of ``prepared``."""
+def assign(prepared: ir.Table, key: str, plan: list[GroupQuota], salt: str) -> ir.Table:
+    """(key, sub_audience, treatment_group, control) for every customer of ``prepared``.
+
+    Only newcomers are ranked (hashed): most of a recurring campaign's audience keeps its
+    group, and MD5 over millions of IDs is a visible part of a run.
+    """
     kept = prepared.filter(prepared[PREVIOUS].notnull())
     kept = kept.select(key, SUB, **{GROUP: kept[PREVIOUS]})
     new = prepared.filter(prepared[PREVIOUS].isnull())
+    new = new.mutate(**{RANK: rank_key(new[key], salt)})
     rank = ibis.row_number().over(group_by=new[SUB], order_by=[new[RANK], new[key]])
     new = new.mutate(_rank=rank)
     branches = [

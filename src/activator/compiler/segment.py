@@ -24,6 +24,7 @@ __all__ = [
     "ConditionResult",
     "check_segment",
     "explain_customer",
+    "segment_flags",
     "segment_members",
 ]
 
@@ -200,6 +201,66 @@ def _members(ctx: CompileContext, name: str, stack: tuple[str, ...]) -> ir.Table
         keep = keep & ~plan.predicate(wide, definition.exclude)
     out = wide.filter(keep, wide[key].notnull())
     return out.select(out[key]).distinct()
+
+
+def segment_flags(ctx: CompileContext, flags: Mapping[str, SegmentDefinition]) -> ir.Table:
+    """Whether each customer is in each of several segments, from one plan.
+
+    Evaluating segments one by one scans the customer table (and each event table) once per
+    segment and builds a hash table of members for each; a campaign with ten segments pays
+    that ten times, then joins the sets. Here every rule segment's conditions are compiled
+    into **one** plan: one wide table (customers left-joined once to each event table's
+    aggregates, shared between segments), and one boolean column per segment over it. SQL
+    segments join in as membership conditions.
+
+    Args:
+        ctx: tables, data model, segments and the as-of time.
+        flags: output column → segment definition (saved ones from ``ctx.segments``, or
+            inline ones; a definition may appear under several columns).
+
+    Returns:
+        One row per activation ID of the customer table (never NULL): the key, then one
+        never-NULL boolean column per entry of ``flags``. A key present on several rows of the
+        customer table counts as a member when any of its rows is, as in
+        :func:`segment_members`.
+
+    Raises:
+        CompileError: as :func:`segment_members`.
+    """
+    key = ctx.data_model.customers.key
+    parts: dict[str, tuple[Rules, Rules | None]] = {}
+    trees: dict[int, Rules] = {}
+    for column, definition in flags.items():
+        if definition.sql is not None:
+            # Compiled once by the plan's membership join, shared by every column using it.
+            rules: Rules = SegmentCondition.model_construct(segment=definition.name)
+            exclude = None
+            if definition.name not in ctx.segments:
+                raise CompileError(f"SQL segment {definition.name!r} is not a saved segment")
+        else:
+            assert definition.rules is not None
+            rules, exclude = definition.rules, definition.exclude
+        parts[column] = (rules, exclude)
+        for tree in (rules, exclude):
+            if tree is not None:
+                trees.setdefault(id(tree), tree)
+    if not parts:
+        raise CompileError("segment_flags needs at least one segment")
+    # Built without validation: the trees are the definitions' own (validated) nodes, and
+    # the plan finds its leaves by identity.
+    combined = SegmentDefinition.model_construct(
+        name="flags", rules=AnyGroup.model_construct(any=list(trees.values())), exclude=None
+    )
+    plan = _Plan(ctx, combined, ())
+    wide = plan.wide()
+    wide = wide.filter(wide[key].notnull())
+    values: dict[str, ir.BooleanValue] = {}
+    for column, (rules, exclude) in parts.items():
+        keep = plan.predicate(wide, rules)
+        if exclude is not None:
+            keep = keep & ~plan.predicate(wide, exclude)
+        values[column] = keep
+    return wide.group_by(key).aggregate(**{c: v.any() for c, v in values.items()})
 
 
 def _sql_members(ctx: CompileContext, definition: SegmentDefinition) -> ir.Table:

@@ -14,9 +14,9 @@ task does more than one query:
    join the customer attributes the mappings read.
 
 After the deliveries, the rows of every delivery that succeeded (and the control rows) are
-added to ``recipients``, once: the insert skips rows already there, so a resumed run can repeat
-it. Every data-plane write here is a CREATE (replacing) or an INSERT, which every engine
-supports (Spark tables have no DELETE).
+added to ``recipients``, once (the run's ``recipients`` task records which parts are in).
+Every data-plane write here is a CREATE (replacing) or an INSERT, which every engine supports
+(Spark tables have no DELETE).
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ from activator.compiler.campaign import (
     GroupQuota,
     allocate,
     assign,
-    audience_members,
     changes,
     group_counts,
     prepare,
@@ -206,7 +205,7 @@ def evaluate_audience(
     key = ctx.data_model.customers.key
     tables = engine.list_dataplane_tables()
     assignments = engine.dataplane_table(ASSIGNMENTS_TABLE) if ASSIGNMENTS_TABLE in tables else None
-    allocated = allocate(ctx, definition, audience_members(ctx, definition))
+    allocated = allocate(ctx, definition)
     prepared = prepare(allocated, definition, key, assignments)
     staging = None
     if run_id is not None:
@@ -218,7 +217,7 @@ def evaluate_audience(
         for row in engine.to_pyarrow(group_counts(prepared)).to_pylist()
     }
     plan = quotas(definition, counts)
-    current = assign(prepared, key, plan)
+    current = assign(prepared, key, plan, definition.salt or definition.name)
     if run_id is not None:
         current = engine.create_dataplane_table(audience_table(run_id), current, overwrite=True)
         _add_assignments(engine, definition, key, current, run_id)
@@ -363,15 +362,24 @@ def record_recipients(
     run_id: str,
     as_of: dt.datetime,
     parts: list[int],
+    check_existing: bool = True,
 ) -> None:
-    """Add the customers of the delivered ``parts`` (and the control rows) to ``recipients``.
+    """Add the customers of the snapshot's ``parts`` (-1: the control) to ``recipients``.
 
-    Rows already recorded for the run are skipped, so calling it again after a resume adds
-    only the deliveries finished since.
+    Args:
+        engine: The engine.
+        definition: The campaign.
+        found: Its deliveries (to name each part's destination).
+        key: The activation ID column.
+        run_id: The run.
+        as_of: The run's time (``sent_at``).
+        parts: The partitions to record.
+        check_existing: Skip rows the run already has in the table (an earlier attempt was
+            interrupted while recording them). Without it, the rows are inserted as they are:
+            the snapshot holds each (customer, sub-audience, group, delivery) once.
     """
     snapshot = engine.dataplane_table(snapshot_name(run_id))
-    keep = [CONTROL_PART, *parts]
-    rows = snapshot.filter(snapshot[DELIVERY].isin(keep))
+    rows = snapshot.filter(snapshot[DELIVERY].isin(parts))
     branches = [(rows[DELIVERY] == r.part, r.destination) for r in found if r.part in parts]
     destination = (
         ibis.cases(*branches, else_=ibis.null("string")) if branches else ibis.null("string")
@@ -388,25 +396,26 @@ def record_recipients(
             ACTION: rows[ACTION],
         },
         sent_at=ibis.literal(as_of.astimezone(dt.UTC), type=idt.Timestamp(timezone="UTC")),
-    ).distinct()
+    )
     if RECIPIENTS_TABLE not in engine.list_dataplane_tables():
         engine.create_dataplane_table(RECIPIENTS_TABLE, recipients.limit(0))
-    existing = engine.dataplane_table(RECIPIENTS_TABLE)
-    done = existing.filter(existing.run_id == run_id).select(
-        _k=existing[key],
-        _s=existing[SUB],
-        _g=existing[GROUP],
-        _d=existing.destination.fill_null(""),
-        _a=existing[ACTION],
-    )
-    fresh = recipients.anti_join(
-        done,
-        [
-            recipients[key] == done._k,
-            recipients[SUB] == done._s,
-            recipients[GROUP] == done._g,
-            recipients.destination.fill_null("") == done._d,
-            recipients[ACTION] == done._a,
-        ],
-    )
-    engine.backend.insert(RECIPIENTS_TABLE, fresh, database=engine.dataplane_schema)
+    if check_existing:
+        existing = engine.dataplane_table(RECIPIENTS_TABLE)
+        done = existing.filter(existing.run_id == run_id).select(
+            _k=existing[key],
+            _s=existing[SUB],
+            _g=existing[GROUP],
+            _d=existing.destination.fill_null(""),
+            _a=existing[ACTION],
+        )
+        recipients = recipients.anti_join(
+            done,
+            [
+                recipients[key] == done._k,
+                recipients[SUB] == done._s,
+                recipients[GROUP] == done._g,
+                recipients.destination.fill_null("") == done._d,
+                recipients[ACTION] == done._a,
+            ],
+        )
+    engine.backend.insert(RECIPIENTS_TABLE, recipients, database=engine.dataplane_schema)

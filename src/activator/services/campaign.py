@@ -38,6 +38,7 @@ from activator.engines.registry import open_engine
 from activator.errors import ConfigError
 from activator.mapping.mapper import Mapper
 from activator.runtime.campaign import (
+    CONTROL_PART,
     DELIVERY,
     Route,
     audience_table,
@@ -245,15 +246,7 @@ def campaign_run_plan(
         if sample is not None:
             counts["audience"] = None  # a sample: who qualifies was not evaluated in full
             return counts
-        record_recipients(
-            engine,
-            definition,
-            found,
-            key=key,
-            run_id=summary.run_id,
-            as_of=summary.as_of,
-            parts=parts,
-        )
+        _record(engine, store, summary, definition, found, key, parts)
         current = engine.dataplane_table(audience_table(summary.run_id))
         counts["audience"] = _scalar(engine, current.select(key).distinct().count())
         counts["groups"] = _group_counts(engine, current, snapshot, key, parts)
@@ -266,8 +259,55 @@ def campaign_run_plan(
         deliveries=deliveries,
         retry_rejected=retry_rejected,
         partition=DELIVERY,
-        order_by=[key, SUB, GROUP, ACTION],
+        # Within a delivery, rows go by activation ID (a customer is on several rows only
+        # when in several sub-audiences or groups of one combined delivery).
+        order_by=[key],
         finish=finish,
+    )
+
+
+def _record(
+    engine: Engine,
+    store: MetadataStore,
+    run: RunSummary,
+    definition: CampaignDefinition,
+    found: list[Route],
+    key: str,
+    parts: list[int],
+) -> None:
+    """Add the delivered parts' customers (and the control) to ``recipients``, once.
+
+    The ``recipients`` task remembers the parts recorded. Parts are inserted plainly; only
+    parts an interrupted attempt may have half-recorded are inserted with the check that
+    skips rows already there (an anti-join over the run's rows, which costs as much again).
+    """
+    task = store.ensure_task(run.run_id, "recipients", position=len(found) + 1)
+    done = set(task.detail.get("parts", []))
+    tried = set(task.detail.get("attempting", []))
+    todo = [p for p in [CONTROL_PART, *parts] if p not in done]
+    if not todo:
+        return
+    store.update_task(
+        run.run_id,
+        "recipients",
+        status="running",
+        detail={"parts": sorted(done), "attempting": todo},
+    )
+    record_recipients(
+        engine,
+        definition,
+        found,
+        key=key,
+        run_id=run.run_id,
+        as_of=run.as_of,
+        parts=todo,
+        check_existing=bool(tried - done),
+    )
+    store.update_task(
+        run.run_id,
+        "recipients",
+        status="succeeded",
+        detail={"parts": sorted(done | set(todo)), "attempting": []},
     )
 
 
