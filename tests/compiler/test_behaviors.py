@@ -264,3 +264,33 @@ def test_merged_conditions_combine_like_separate_ones(shop_eval: Evaluator) -> N
             assert both == first_expected & second_expected, (first, second)
             neither = shop_eval.members(rules={"not": {"any": [first, second]}})
             assert neither == set(range(1, 9)) - first_expected - second_expected
+
+
+def test_flags_of_many_segments_equal_their_members(shop_eval: Evaluator) -> None:
+    from activator.compiler.segment import segment_flags
+
+    segments = {
+        "buyers": shop.segment("buyers", rules=orders("has_purchased", window=LAST_90)),
+        "big": shop.segment(
+            "big", rules=orders("total_value", value={"op": ">=", "value": 30}, window=LAST_90)
+        ),
+        "flagged": shop.segment("flagged", rules={"attribute": "customers.flag", "op": "is_true"}),
+        "web": shop.segment("web", sql="SELECT customer_id FROM orders WHERE channel = 'web'"),
+        "repeat-not-flagged": shop.segment(
+            "repeat-not-flagged",
+            rules=orders("repeat_purchase"),
+            exclude={"attribute": "customers.flag", "op": "is_true"},
+        ),
+        "buyers-minus-web": shop.segment(
+            "buyers-minus-web", rules={"all": [{"segment": "buyers"}, {"not": {"segment": "web"}}]}
+        ),
+    }
+    shop_eval.segments.update(segments)
+    ctx = shop_eval.context()
+    # The same definition under two columns, and every kind of segment, in one plan.
+    wanted = {f"c_{name}": segments[name] for name in segments} | {"again": segments["buyers"]}
+    flags = segment_flags(ctx, wanted).to_pyarrow().to_pylist()
+    assert sorted(r["customer_id"] for r in flags) == list(range(1, 9))
+    for column, definition in wanted.items():
+        flagged = {r["customer_id"] for r in flags if r[column]}
+        assert flagged == ids(segment_members(ctx, definition.name)), column
