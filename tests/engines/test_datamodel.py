@@ -132,3 +132,17 @@ def test_float_amount_is_a_warning_that_says_why(tmp_path: Path, engine: DuckDBE
     assert "not deterministic under parallel aggregation" in issue.message
     assert "DECIMAL" in issue.message
     assert str(issue).startswith("activator.yaml data_model.events.orders.amount: warning: ")
+
+
+def test_a_customer_key_on_several_rows_is_an_error(duckdb_engine: DuckDBEngine) -> None:
+    customers = customers_table()
+    twice = pa.concat_tables([customers, customers.slice(1, 2)])
+    load_customer_data(duckdb_engine, {"customers": twice, "orders": orders_table()})
+    repeated = sorted(customers.column("customer_id").to_pylist()[1:3])
+    [issue] = check_data_model(duckdb_engine, _model())
+    assert issue.path == "data_model.customers.key"
+    assert issue.message == (
+        f"customers.customer_id is not unique: 2 activation IDs are on several rows "
+        f"(e.g. {repeated[0]!r}); the customer table needs one row per customer "
+        "(deduplicate it in a view)"
+    )

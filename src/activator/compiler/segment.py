@@ -219,10 +219,10 @@ def segment_flags(ctx: CompileContext, flags: Mapping[str, SegmentDefinition]) -
             inline ones; a definition may appear under several columns).
 
     Returns:
-        One row per activation ID of the customer table (never NULL): the key, then one
-        never-NULL boolean column per entry of ``flags``. A key present on several rows of the
-        customer table counts as a member when any of its rows is, as in
-        :func:`segment_members`.
+        One row per row of the customer table whose key is not NULL: the key, then one
+        never-NULL boolean column per entry of ``flags``. The data model's customer key is
+        unique (``activator validate`` checks it), so that is one row per customer; rows are
+        not grouped again by key here, which would cost a hash aggregate over every customer.
 
     Raises:
         CompileError: as :func:`segment_members`.
@@ -260,7 +260,7 @@ def segment_flags(ctx: CompileContext, flags: Mapping[str, SegmentDefinition]) -
         if exclude is not None:
             keep = keep & ~plan.predicate(wide, exclude)
         values[column] = keep
-    return wide.group_by(key).aggregate(**{c: v.any() for c, v in values.items()})
+    return wide.select(key, **values)
 
 
 def _sql_members(ctx: CompileContext, definition: SegmentDefinition) -> ir.Table:

@@ -22,7 +22,8 @@ def check_data_model(
 ) -> list[Issue]:
     """Every problem between the declared data model and the engine's tables.
 
-    Checks that each table and column exists, and the column types: event timestamps are
+    Checks that each table and column exists, that the customer key is unique, and the
+    column types: event timestamps are
     dates or timestamps, amounts are numbers (a warning when floating point, whose sums are
     not deterministic), ``returned`` flags are booleans, and event customer keys have the
     customer key's type family.
@@ -42,6 +43,8 @@ def check_data_model(
     key_type: dt.DataType | None = None
     if schema is not None:
         key_type = checker.column(schema, customers.table, customers.key, f"{base}.key")
+        if key_type is not None:
+            _unique_key(checker, customers.table, customers.key, f"{base}.key")
         for index, column in enumerate(customers.pii):
             checker.column(schema, customers.table, column, f"{base}.pii[{index}]")
 
@@ -93,6 +96,24 @@ def check_data_model(
                     f"column {table}.{event.returned} is {returned}; it must be a boolean",
                 )
     return checker.issues
+
+
+def _unique_key(checker: _Checker, table: str, key: str, path: str) -> None:
+    """The customer table must have one row per activation ID: campaigns evaluate all their
+    segments in one pass over its rows, and a second row of a customer would be a second
+    send. One aggregate query, run at validation rather than at every run."""
+    rows = checker.engine.table(table)
+    repeated = rows.group_by(rows[key]).aggregate(n=rows.count()).filter(lambda t: t.n > 1)
+    found = checker.engine.to_pyarrow(
+        repeated.aggregate(keys=repeated.count(), example=repeated[key].min())
+    ).to_pylist()[0]
+    if found["keys"]:
+        checker.error(
+            path,
+            f"{table}.{key} is not unique: {found['keys']:,} activation IDs are on several rows "
+            f"(e.g. {found['example']!r}); the customer table needs one row per customer "
+            "(deduplicate it in a view)",
+        )
 
 
 class _Checker:
