@@ -52,6 +52,7 @@ SUB = "sub_audience"
 GROUP = "treatment_group"
 CONTROL = "control"
 ACTION = "action"
+NEWCOMER = "newcomer"
 PREVIOUS = "_previous_group"
 RANK = "_rank_key"
 
@@ -247,13 +248,14 @@ def quotas(
 
 
 def assign(prepared: ir.Table, key: str, plan: list[GroupQuota], salt: str) -> ir.Table:
-    """(key, sub_audience, treatment_group, control) for every customer of ``prepared``.
+    """(key, sub_audience, treatment_group, newcomer, control) for every customer of
+    ``prepared``; ``newcomer`` marks those given a group by this assignment.
 
     Only newcomers are ranked (hashed): most of a recurring campaign's audience keeps its
     group, and MD5 over millions of IDs is a visible part of a run.
     """
     kept = prepared.filter(prepared[PREVIOUS].notnull())
-    kept = kept.select(key, SUB, **{GROUP: kept[PREVIOUS]})
+    kept = kept.select(key, SUB, **{GROUP: kept[PREVIOUS], NEWCOMER: ibis.literal(False)})
     new = prepared.filter(prepared[PREVIOUS].isnull())
     new = new.mutate(**{RANK: rank_key(new[key], salt)})
     rank = ibis.row_number().over(group_by=new[SUB], order_by=[new[RANK], new[key]])
@@ -265,7 +267,7 @@ def assign(prepared: ir.Table, key: str, plan: list[GroupQuota], salt: str) -> i
     ]
     # No branch: nobody is new (every customer keeps an earlier group).
     chosen = ibis.cases(*branches, else_=ibis.null("string")) if branches else ibis.null("string")
-    new = new.select(key, SUB, **{GROUP: chosen.cast("string")})
+    new = new.select(key, SUB, **{GROUP: chosen.cast("string"), NEWCOMER: ibis.literal(True)})
     everyone = ibis.union(kept, new, distinct=False)
     controls = [(q.sub_audience, q.group) for q in plan if q.control]
     is_control: Any = ibis.literal(False)

@@ -50,6 +50,7 @@ from activator.compiler.campaign import (
     ASSIGNMENTS_TABLE,
     CONTROL,
     GROUP,
+    NEWCOMER,
     PREVIOUS,
     SUB,
     GroupQuota,
@@ -229,7 +230,13 @@ def evaluate_audience(
 def _add_assignments(
     engine: Engine, definition: CampaignDefinition, key: str, current: ir.Table, run_id: str
 ) -> None:
-    """Record this run's new assignments (insert-only: repeating it adds nothing)."""
+    """Record this run's new assignments (insert-only: repeating it adds nothing).
+
+    Only newcomers can be new: the others' groups came from this table. The anti-join stays
+    (a repeated evaluation must add nothing, and a customer whose earlier group was removed
+    from the campaign keeps that row), but over the newcomers only.
+    """
+    current = current.filter(current[NEWCOMER])
     new = current.select(
         campaign=ibis.literal(definition.name, type="string"),
         **{SUB: current[SUB], key: current[key], GROUP: current[GROUP]},
