@@ -169,7 +169,18 @@ def campaign_results(
         f"as of {moment:%Y-%m-%d %H:%M}; * marks a lift whose "
         f"{found.confidence:.0%} interval excludes zero"
     )
-    table = Table(*TABLE_COLUMNS, title="Results")
-    for row in found.table_rows():
-        table.add_row(*(escape(cell) for cell in row))
-    out.out.print(table)
+    # Two tables rather than one of twelve columns, which no terminal shows whole.
+    rows = found.table_rows()
+    parts = {
+        "Groups": ("recipients", "purchasers", "conv. rate", "revenue", "rev/recipient"),
+        "Against the control": (
+            "conv. lift", "conv. lift CI", "rev lift", "rev lift CI", "incremental revenue",
+        ),
+    }  # fmt: skip
+    for title, columns in parts.items():
+        picked = [TABLE_COLUMNS.index(c) for c in ("sub-audience", "group", *columns)]
+        table = Table(*(TABLE_COLUMNS[i] for i in picked), title=title)
+        for row in rows:
+            if title == "Groups" or any(row[i] for i in picked[2:]):
+                table.add_row(*(escape(row[i]) for i in picked))
+        out.out.print(table)

@@ -23,7 +23,6 @@ __all__ = [
     "GroupQuota",
     "allocate",
     "assign",
-    "audience_members",
     "changes",
     "prepare",
     "quotas",
@@ -93,12 +92,6 @@ def _any(table: ir.Table, columns: list[str]) -> Any:
     return result
 
 
-def audience_members(ctx: CompileContext, definition: CampaignDefinition) -> ir.Table:
-    """Distinct activation IDs: union of the include segments minus the exclude segments."""
-    key = ctx.data_model.customers.key
-    return allocate(ctx, definition).select(key).distinct()
-
-
 def allocate(ctx: CompileContext, definition: CampaignDefinition) -> ir.Table:
     """(key, sub_audience) of the audience: each member's sub-audience(s), *All remaining*
     for those matching none.
@@ -156,14 +149,12 @@ def prepare(
     ``_previous_group`` is the group the customer was given in this sub-audience by an
     earlier run (NULL for newcomers, or when that group no longer exists).
     """
-    ranked = allocated
     if assignments is None:
-        return ranked.mutate(**{PREVIOUS: ibis.null("string")})
+        return allocated.mutate(**{PREVIOUS: ibis.null("string")})
     mine = assignments.filter(assignments.campaign == definition.name)
     earlier = mine.select(_k=mine[key], _s=mine[SUB], **{PREVIOUS: mine[GROUP].cast("string")})
-    joined = ranked.left_join(earlier, [ranked[key] == earlier._k, ranked[SUB] == earlier._s]).drop(
-        "_k", "_s"
-    )
+    on = [allocated[key] == earlier._k, allocated[SUB] == earlier._s]
+    joined = allocated.left_join(earlier, on).drop("_k", "_s")
     kept = _valid_group(definition, joined[SUB], joined[PREVIOUS])
     return joined.mutate(**{PREVIOUS: ibis.ifelse(kept, joined[PREVIOUS], ibis.null("string"))})
 
