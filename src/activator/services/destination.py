@@ -21,10 +21,9 @@ from activator.destinations.base import Check, Connector
 from activator.destinations.registry import open_connector
 from activator.destinations.secrets import SecretResolver
 from activator.engines.base import Engine
-from activator.engines.registry import open_engine
 from activator.errors import ActivatorError, ConfigError
 from activator.runtime.engine_table import EngineTableConnector
-from activator.services.workspace import open_store, validate_workspace
+from activator.services.workspace import open_store, validate_workspace, workspace_engine
 from activator.store import MetadataStore
 from activator.workspace.loader import Workspace, load_workspace
 
@@ -53,11 +52,7 @@ def test_destination(root: Path, name: str) -> list[Check]:
     definition = found[name].model
     try:
         if isinstance(definition, EngineTableDestination):
-            with open_engine(
-                ws.config.engine,
-                workspace_root=ws.root,
-                dataplane_schema=ws.config.dataplane_schema,
-            ) as engine:
+            with workspace_engine(ws) as engine:
                 return EngineTableConnector(definition, engine).check()
         return open_connector(definition, SecretResolver(ws.root), ws.root).check()
     except ActivatorError as exc:

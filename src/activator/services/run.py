@@ -27,14 +27,13 @@ import ibis.expr.types as ir
 from activator.definitions import OrchestrationDefinition
 from activator.definitions.campaign import CampaignDefinition
 from activator.engines.base import Engine
-from activator.engines.registry import open_engine
 from activator.errors import ConfigError
 from activator.mapping.mapper import Mapper
 from activator.runtime.runner import DeliveryPlan, Progress, RunExecutor, RunPlan
 from activator.runtime.sources import with_related
 from activator.services.campaign import campaign_run_plan
 from activator.services.destination import connector_for, destination_definition
-from activator.services.workspace import open_store
+from activator.services.workspace import open_store, workspace_engine
 from activator.store import (
     EventRecord,
     MetadataStore,
@@ -249,11 +248,7 @@ def _execute(
     *,
     retry_rejected: bool = False,
 ) -> RunSummary:
-    with open_engine(
-        ws.config.engine,
-        workspace_root=ws.root,
-        dataplane_schema=ws.config.dataplane_schema,
-    ) as engine:
+    with workspace_engine(ws) as engine:
         if stored.kind == "campaign":
             campaign = CampaignDefinition.model_validate(stored.spec)
             plan = campaign_run_plan(

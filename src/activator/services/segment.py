@@ -51,9 +51,8 @@ from activator.compiler.segment import (
 from activator.definitions.config import DataModel, EventTable
 from activator.definitions.segment import SegmentDefinition
 from activator.engines.base import Engine
-from activator.engines.registry import open_engine
 from activator.errors import ConfigError, EngineError
-from activator.services.workspace import validate_workspace
+from activator.services.workspace import validate_workspace, workspace_engine
 from activator.workspace.loader import Workspace
 
 Progress = Callable[[str], None]
@@ -152,12 +151,7 @@ def _open_read_only(
     ws = validate_workspace(root, progress=progress).workspace
     _segment(ws, name)
     say(f"opening the {ws.config.engine.type} engine")
-    with open_engine(
-        ws.config.engine,
-        workspace_root=ws.root,
-        dataplane_schema=ws.config.dataplane_schema,
-        read_only=True,
-    ) as engine:
+    with workspace_engine(ws, read_only=True) as engine:
         yield ws, engine
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "init_workspace",
     "status",
     "validate_workspace",
+    "workspace_engine",
 ]
 
 import shutil
@@ -172,12 +173,7 @@ def validate_workspace(
         issues.extend(_segment_issues(ws, issues, schemas={}, dialect=dialect, engine=None))
     else:
         say(f"checking the data model against the {ws.config.engine.type} engine")
-        with open_engine(
-            ws.config.engine,
-            workspace_root=ws.root,
-            dataplane_schema=ws.config.dataplane_schema,
-            read_only=True,
-        ) as engine:
+        with workspace_engine(ws, read_only=True) as engine:
             found = check_data_model(engine, ws.config.data_model, file=CONFIG_FILE)
             say("checking segments against the engine's tables")
             issues.extend(
@@ -264,6 +260,16 @@ def _segment_issues(
 def open_store(ws: Workspace) -> MetadataStore:
     """The workspace's metadata store, migrated to the current schema."""
     return MetadataStore.open(ws.config.metadata.url, workspace_root=ws.root)
+
+
+def workspace_engine(ws: Workspace, *, read_only: bool = False) -> Engine:
+    """The workspace's engine with its data-plane schema; close it (``with``) when done."""
+    return open_engine(
+        ws.config.engine,
+        workspace_root=ws.root,
+        dataplane_schema=ws.config.dataplane_schema,
+        read_only=read_only,
+    )
 
 
 def apply_workspace(
