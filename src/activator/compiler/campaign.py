@@ -41,7 +41,6 @@ from activator.compiler.functions import md5_hex
 from activator.compiler.segment import CompileContext, segment_flags
 from activator.definitions.campaign import BASIS_POINTS, CampaignDefinition, basis_points
 from activator.definitions.segment import SegmentDefinition
-from activator.errors import CompileError
 
 ASSIGNMENTS_TABLE = "campaign_assignments"
 """Data-plane table of sticky group assignments: (campaign, sub_audience, <key>,
@@ -60,24 +59,16 @@ def _inline_name(definition: CampaignDefinition, sub: str) -> str:
     return f"{definition.name}.{sub}"[:128]
 
 
-def _segment(ctx: CompileContext, name: str) -> SegmentDefinition:
-    try:
-        return ctx.segments[name]
-    except KeyError:
-        known = ", ".join(sorted(ctx.segments)) or "none"
-        raise CompileError(f"unknown segment {name!r} (known: {known})") from None
-
-
 def _flags(ctx: CompileContext, definition: CampaignDefinition) -> ir.Table:
     """(key, _in0.., _out0.., _sub0..): every segment of the campaign, evaluated in one plan."""
-    flags: dict[str, SegmentDefinition] = {}
+    flags: dict[str, str | SegmentDefinition] = {}
     for i, name in enumerate(definition.audience.include):
-        flags[f"_in{i}"] = _segment(ctx, name)
+        flags[f"_in{i}"] = name
     for i, name in enumerate(definition.audience.exclude):
-        flags[f"_out{i}"] = _segment(ctx, name)
+        flags[f"_out{i}"] = name
     for i, sub in enumerate(definition.sub_audiences):
         flags[f"_sub{i}"] = (
-            _segment(ctx, sub.segment)
+            sub.segment
             if sub.segment is not None
             # Inline rules are a segment of their own, named <campaign>.<sub-audience>.
             else SegmentDefinition(name=_inline_name(definition, sub.name), rules=sub.rules)

@@ -203,7 +203,7 @@ def _members(ctx: CompileContext, name: str, stack: tuple[str, ...]) -> ir.Table
     return out.select(out[key]).distinct()
 
 
-def segment_flags(ctx: CompileContext, flags: Mapping[str, SegmentDefinition]) -> ir.Table:
+def segment_flags(ctx: CompileContext, flags: Mapping[str, str | SegmentDefinition]) -> ir.Table:
     """Whether each customer is in each of several segments, from one plan.
 
     Evaluating segments one by one scans the customer table (and each event table) once per
@@ -215,8 +215,8 @@ def segment_flags(ctx: CompileContext, flags: Mapping[str, SegmentDefinition]) -
 
     Args:
         ctx: tables, data model, segments and the as-of time.
-        flags: output column → segment definition (saved ones from ``ctx.segments``, or
-            inline ones; a definition may appear under several columns).
+        flags: output column → a saved segment's name (from ``ctx.segments``) or an inline
+            definition; a segment may appear under several columns.
 
     Returns:
         One row per row of the customer table whose key is not NULL: the key, then one
@@ -230,7 +230,8 @@ def segment_flags(ctx: CompileContext, flags: Mapping[str, SegmentDefinition]) -
     key = ctx.data_model.customers.key
     parts: dict[str, tuple[Rules, Rules | None]] = {}
     trees: dict[int, Rules] = {}
-    for column, definition in flags.items():
+    for column, given in flags.items():
+        definition = _definition(ctx, given, ()) if isinstance(given, str) else given
         if definition.sql is not None:
             # Compiled once by the plan's membership join, shared by every column using it.
             rules: Rules = SegmentCondition.model_construct(segment=definition.name)
