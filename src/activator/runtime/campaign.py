@@ -5,8 +5,8 @@ task does more than one query:
 
 1. evaluate the audience, allocate sub-audiences and assign groups
    (:mod:`activator.compiler.campaign`), and freeze the result in the data plane as
-   ``campaign_audience_<run>`` (customer, sub_audience, treatment_group, control); new sticky
-   assignments are added to ``campaign_assignments``;
+   ``campaign_audience_<run>`` (customer, sub_audience, treatment_group, newcomer, control);
+   new sticky assignments are added to ``campaign_assignments``;
 2. compare it with the previous successful run's audience table to find what to send
    (incremental, full or mirror);
 3. route each row to the deliveries of its group (a row per customer and delivery, in a
@@ -168,7 +168,8 @@ class CampaignAudience:
     """A campaign's audience at one as-of time, with sub-audiences and groups.
 
     Attributes:
-        current: (key, sub_audience, treatment_group, control) of everyone who qualifies.
+        current: (key, sub_audience, treatment_group, newcomer, control) of everyone who
+            qualifies.
         quotas: Each group's target and newcomers.
         previous: The previous successful run's audience (None: none yet).
     """

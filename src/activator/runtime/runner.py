@@ -293,7 +293,7 @@ class RunExecutor:
                     delivery.connector,
                     self._context(run, delivery.task, delivery),
                     ledger,
-                    self._source(run.run_id, delivery.columns, first, self._count(delivery, total)),
+                    self._source(run.run_id, delivery.columns, first, total),
                     mapper,
                     expected_rows=total,
                 )
@@ -322,7 +322,7 @@ class RunExecutor:
             # without sending anything, so the run's counts are exact after a resume.
             _recount(
                 mapper,
-                self._source(run.run_id, delivery.columns, first, self._count(delivery, total)),
+                self._source(run.run_id, delivery.columns, first, total),
                 result.resumed_from,
             )
         counts = {
@@ -428,11 +428,10 @@ class RunExecutor:
         )
 
     def _source(
-        self, run_id: str, columns: list[str] | None, first: int = 0, count: int | None = None
+        self, run_id: str, columns: list[str] | None, first: int, count: int
     ) -> Callable[[int, int], Iterator[pa.RecordBatch]]:
-        """The snapshot's rows ``_seq`` ``first`` to ``first + count`` (all with None),
-        renumbered from 0: a delivery of a partitioned plan sees its own rows, numbered as its
-        own."""
+        """The snapshot's rows ``_seq`` ``first`` to ``first + count``, renumbered from 0: a
+        delivery of a partitioned plan sees its own rows, numbered as its own."""
 
         def windows(start: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
             table = self.engine.dataplane_table(snapshot_name(run_id))
@@ -447,10 +446,10 @@ class RunExecutor:
             # and the snapshot, written in _seq order, lets the engine skip to each window
             # (the filter is on the stored _seq, so its min/max statistics apply).
             window = max(self.sort_window, batch_rows)
-            end = None if count is None else first + count
+            end = first + count
             low = first + start
-            while end is None or low < end:
-                high = low + window if end is None else min(low + window, end)
+            while low < end:
+                high = min(low + window, end)
                 expr = (
                     table.filter((seq >= low) & (seq < high))
                     .select(*selected, (seq - first).name(SEQ_COLUMN))
@@ -469,10 +468,6 @@ class RunExecutor:
             yield from rebatch(windows(start, batch_rows), batch_rows)
 
         return source
-
-    @staticmethod
-    def _count(delivery: DeliveryPlan, total: int) -> int | None:
-        return None if delivery.part is None else total
 
     def _drop_snapshot(self, run_id: str) -> None:
         name = snapshot_name(run_id)
