@@ -34,12 +34,12 @@ from activator.definitions.files import FileDestination, template_fields
 from activator.definitions.mapping import FieldMapping, MappingSources, mapping_sources
 from activator.definitions.segment import SegmentDefinition
 from activator.engines.base import Engine
-from activator.engines.registry import open_engine
 from activator.errors import ConfigError
 from activator.mapping.mapper import Mapper
 from activator.runtime.campaign import (
     CONTROL_PART,
     DELIVERY,
+    CampaignAudience,
     Route,
     audience_table,
     evaluate_audience,
@@ -52,7 +52,7 @@ from activator.runtime.results import campaign_results as _results
 from activator.runtime.runner import DeliveryPlan, Progress, RunExecutor, RunPlan, snapshot_name
 from activator.services.destination import connector_for, destination_definition
 from activator.services.segment import engine_context
-from activator.services.workspace import open_store
+from activator.services.workspace import open_store, workspace_engine
 from activator.store import MetadataStore, RunSummary, StoredDefinition
 from activator.workspace.loader import Workspace, load_workspace
 
@@ -387,9 +387,7 @@ def send_sample(
         )
         if say is not None:
             say(f"test run {run.run_id}: campaign {name} v{stored.version}, {sample} customers")
-        with open_engine(
-            ws.config.engine, workspace_root=ws.root, dataplane_schema=ws.config.dataplane_schema
-        ) as engine:
+        with workspace_engine(ws) as engine:
             plan = campaign_run_plan(
                 ws, store, engine, run, definition, sample=sample, only=destination
             )
@@ -521,12 +519,7 @@ def plan_campaign(
     with open_store(ws) as store:
         stored, definition = applied_campaign(store, name)
         before = previous_run(store, name)
-        with open_engine(
-            ws.config.engine,
-            workspace_root=ws.root,
-            dataplane_schema=ws.config.dataplane_schema,
-            read_only=True,
-        ) as engine:
+        with workspace_engine(ws, read_only=True) as engine:
             if say is not None:
                 say(f"evaluating campaign {name} v{stored.version} as of {as_of.isoformat()}")
             ctx = compile_context(ws, store, engine, as_of)
@@ -593,7 +586,7 @@ def _preview_deliveries(
     engine: Engine,
     ctx: CompileContext,
     definition: CampaignDefinition,
-    audience: Any,
+    audience: CampaignAudience,
     as_of: datetime,
 ) -> list[DeliveryPreview]:
     """Map each delivery's rows (without sending) to count its shrink and expansion."""
@@ -647,12 +640,7 @@ def campaign_results(
     ws = load_workspace(root)
     with open_store(ws) as store:
         applied_campaign(store, name)
-    with open_engine(
-        ws.config.engine,
-        workspace_root=ws.root,
-        dataplane_schema=ws.config.dataplane_schema,
-        read_only=True,
-    ) as engine:
+    with workspace_engine(ws, read_only=True) as engine:
         return _results(
             engine,
             ws.config.data_model,
