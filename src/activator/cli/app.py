@@ -25,6 +25,7 @@ from activator import __version__
 from activator.cli.campaigns import campaign_app, plan_command
 from activator.cli.common import AsOfOpt, JsonOpt, State, fail, workspace_as_of
 from activator.cli.destinations import destination_app, secrets_app
+from activator.cli.journeys import journey_app
 from activator.cli.output import Output
 from activator.cli.runs import run_command, runs_app
 from activator.clock import parse_as_of
@@ -393,6 +394,7 @@ app.command("run")(run_command)
 app.command("plan")(plan_command)
 app.add_typer(runs_app, name="runs")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(journey_app, name="journey")
 app.add_typer(destination_app, name="destination")
 app.add_typer(secrets_app, name="secrets")
 

@@ -67,7 +67,7 @@ from activator.definitions.mapping import MappingSources
 from activator.engines.base import Engine
 from activator.errors import ConfigError
 from activator.runtime.runner import snapshot_name
-from activator.runtime.sources import with_related
+from activator.runtime.sources import with_attributes
 
 AUDIENCE_PREFIX = "campaign_audience_"
 RECIPIENTS_TABLE = "recipients"
@@ -322,42 +322,13 @@ def rows_to_send(
         sent = changes(audience.current, audience.previous, key, definition.mode)
         controls = [(q.sub_audience, q.group) for q in audience.quotas if q.control]
     routed = _routed(sent, found, controls)
-    customers = table(model.customers.table)
-    clash = [c for c in RESERVED_COLUMNS if c in customers.columns]
-    if clash:
-        raise ConfigError(
-            f"campaign {definition.name}: the customer table has columns named "
-            f"{', '.join(clash)}, which a campaign run adds to every row",
-            hint="rename those columns in a view of the customer table",
-        )
-    wanted = (
-        [c for c in customers.columns if c != key]
-        if sources is None
-        else [c for c in dict.fromkeys(sources.columns) if c in customers.columns and c != key]
-    )
-    if sources is not None:
-        missing = [
-            c
-            for c in sources.columns
-            if c not in customers.columns and c not in RESERVED_COLUMNS and c != key
-        ]
-        if missing:
-            raise ConfigError(
-                f"campaign {definition.name}: a mapping reads "
-                f"{', '.join(repr(c) for c in missing)}, which the customer table "
-                f"{model.customers.table!r} does not have",
-                hint=f"its columns: {', '.join(customers.columns)}",
-            )
-    attributes = customers.select(_key=customers[key], **{c: customers[c] for c in wanted})
-    joined = routed.left_join(attributes, routed[key] == attributes._key).drop("_key")
-    if sources is None:
-        return joined
-    return with_related(
-        joined,
+    return with_attributes(
+        routed,
         sources,
         data_model=model,
         table=table,
-        what=f"campaign {definition.name}: mapping",
+        reserved=RESERVED_COLUMNS,
+        what=f"campaign {definition.name}",
     )
 
 

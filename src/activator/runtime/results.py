@@ -25,6 +25,8 @@ __all__ = [
     "Interval",
     "Lift",
     "campaign_results",
+    "conversion_lift",
+    "rate_interval",
 ]
 
 import math
@@ -594,6 +596,28 @@ def _conversion_lift(treatment: _Summary, control: _Summary, z: float) -> Lift:
             log_se = math.sqrt((1 - p_t) / (treatment.n * p_t) + (1 - p_c) / (control.n * p_c))
             relative_interval = _log_ratio(p_t / p_c, log_se, z)
     return _lift("conversion_rate", p_t, p_c, p_t - p_c, interval, relative_interval, treatment.n)
+
+
+def conversion_lift(
+    treatment: tuple[int, int], control: tuple[int, int], *, confidence: float = 0.95
+) -> Lift:
+    """A treatment's conversion against a control's, each given as (converted, total); both
+    totals must be positive. Intervals as in campaign results (Wald; log-ratio delta)."""
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    return _conversion_lift(
+        _Summary(n=treatment[1], purchasers=treatment[0], revenue=Decimal(0), squares=Decimal(0)),
+        _Summary(n=control[1], purchasers=control[0], revenue=Decimal(0), squares=Decimal(0)),
+        z,
+    )
+
+
+def rate_interval(converted: int, total: int, *, confidence: float = 0.95) -> Interval | None:
+    """The Wald interval of a proportion (None below 2 or with no variance)."""
+    if total < 2:
+        return None
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    rate = converted / total
+    return _around(rate, math.sqrt(rate * (1 - rate) / total), z)
 
 
 def _revenue_lift(treatment: _Summary, control: _Summary, z: float) -> Lift:

@@ -11,9 +11,9 @@ mapper adds it as constants.
 
 from __future__ import annotations
 
-__all__ = ["with_related"]
+__all__ = ["with_attributes", "with_related"]
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import ibis.expr.types as ir
 
@@ -78,3 +78,61 @@ def with_related(
         )
         result = result.left_join(lists, result[key] == lists["_related_key"]).drop("_related_key")
     return result
+
+
+def with_attributes(
+    rows: ir.Table,
+    sources: MappingSources | None,
+    *,
+    data_model: DataModel,
+    table: Callable[[str], ir.Table],
+    reserved: Sequence[str],
+    what: str,
+) -> ir.Table:
+    """Activation rows (holding the customer key) joined to the customer attributes and
+    related-table lists their mappings read.
+
+    Args:
+        rows: The rows to send, with the data model's customer key column.
+        sources: What every mapping reads together; None: some delivery sends the customer
+            table's columns as they are (no mapping), so all of them are joined.
+        data_model: The workspace's data model.
+        table: Physical table name → Ibis table.
+        reserved: Columns the activation adds to every row; the customer table must not
+            have them.
+        what: The activation, for errors (``campaign welcome``).
+
+    Raises:
+        ConfigError: the customer table has a reserved column, or lacks one a mapping reads.
+    """
+    key = data_model.customers.key
+    customers = table(data_model.customers.table)
+    clash = [c for c in reserved if c in customers.columns]
+    if clash:
+        raise ConfigError(
+            f"{what}: the customer table has columns named {', '.join(clash)}, which a run "
+            "adds to every row",
+            hint="rename those columns in a view of the customer table",
+        )
+    if sources is None:
+        wanted = [c for c in customers.columns if c != key]
+    else:
+        wanted = [c for c in dict.fromkeys(sources.columns) if c in customers.columns and c != key]
+        missing = [
+            c
+            for c in sources.columns
+            if c not in customers.columns and c not in reserved and c != key
+        ]
+        if missing:
+            raise ConfigError(
+                f"{what}: a mapping reads {', '.join(repr(c) for c in missing)}, which the "
+                f"customer table {data_model.customers.table!r} does not have",
+                hint=f"its columns: {', '.join(customers.columns)}",
+            )
+    attributes = customers.select(_key=customers[key], **{c: customers[c] for c in wanted})
+    joined = rows.left_join(attributes, rows[key] == attributes._key).drop("_key")
+    if sources is None:
+        return joined
+    return with_related(
+        joined, sources, data_model=data_model, table=table, what=f"{what}: mapping"
+    )

@@ -52,7 +52,7 @@ from activator.runtime.results import campaign_results as _results
 from activator.runtime.runner import DeliveryPlan, Progress, RunExecutor, RunPlan, snapshot_name
 from activator.services.destination import connector_for, destination_definition
 from activator.services.segment import engine_context
-from activator.services.workspace import open_store, workspace_engine
+from activator.services.workspace import change_status, open_store, workspace_engine
 from activator.store import MetadataStore, RunSummary, StoredDefinition
 from activator.workspace.loader import Workspace, load_workspace
 
@@ -418,21 +418,14 @@ def set_campaign_status(root: Path, name: str, action: str) -> str:
     active (scheduled) again. Archived campaigns do not run and cannot be resumed: apply a
     changed definition with ``status: active`` to bring one back.
     """
-    allowed, target = _TRANSITIONS[action]
-    ws = load_workspace(root)
-    with open_store(ws) as store:
-        stored, _ = applied_campaign(store, name)
-        if stored.status == target:
-            return target
-        if stored.status not in allowed:
-            raise ConfigError(
-                f"campaign {name!r} is {stored.status}: it cannot {action}",
-                hint="archived campaigns come back by applying them with `status: active`"
-                if stored.status == "archived"
-                else None,
-            )
-        store.set_status("campaign", name, target)
-        return target
+    return change_status(
+        root,
+        "campaign",
+        name,
+        action,
+        _TRANSITIONS,
+        final="archived campaigns come back by applying them with `status: active`",
+    )
 
 
 # -- plan -----------------------------------------------------------------------------------

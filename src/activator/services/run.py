@@ -26,6 +26,7 @@ import ibis.expr.types as ir
 
 from activator.definitions import OrchestrationDefinition
 from activator.definitions.campaign import CampaignDefinition
+from activator.definitions.journey import JourneyDefinition
 from activator.engines.base import Engine
 from activator.errors import ConfigError
 from activator.mapping.mapper import Mapper
@@ -33,6 +34,7 @@ from activator.runtime.runner import DeliveryPlan, Progress, RunExecutor, RunPla
 from activator.runtime.sources import with_related
 from activator.services.campaign import campaign_run_plan
 from activator.services.destination import connector_for, destination_definition
+from activator.services.journey import journey_run_plan
 from activator.services.workspace import open_store, workspace_engine
 from activator.store import (
     EventRecord,
@@ -44,8 +46,8 @@ from activator.store import (
 )
 from activator.workspace.loader import Workspace, load_workspace
 
-RUNNABLE = ("campaign", "orchestration")
-"""Kinds ``activator run`` executes (journeys join them)."""
+RUNNABLE = ("campaign", "journey", "orchestration")
+"""Kinds ``activator run`` executes."""
 
 
 @dataclass(frozen=True)
@@ -147,11 +149,13 @@ def run_activation(
     ws = load_workspace(root)
     with open_store(ws) as store:
         stored = _runnable(store, name)
-        if stored.status in ("paused", "archived"):
+        if stored.status in ("paused", "archived", "ended"):
             raise ConfigError(
                 f"{stored.kind} {name!r} is {stored.status}: it does not run",
                 hint=f"`activator {stored.kind} resume {name}` first"
                 if stored.status == "paused"
+                else "an ended journey moves no one any more"
+                if stored.status == "ended"
                 else "apply it with `status: active` to bring it back",
             )
         run = store.create_run(
@@ -228,8 +232,6 @@ def _runnable(store: MetadataStore, name: str) -> StoredDefinition:
         found = store.get(kind, name)
         if found is not None:
             return found
-    if store.get("journey", name) is not None:
-        raise ConfigError(f"journey {name!r} cannot run yet: journeys come next")
     known = sorted(d.name for d in store.current() if d.kind in RUNNABLE)
     close = difflib.get_close_matches(name, known, n=1)
     raise ConfigError(
@@ -254,6 +256,9 @@ def _execute(
             plan = campaign_run_plan(
                 ws, store, engine, run, campaign, retry_rejected=retry_rejected
             )
+        elif stored.kind == "journey":
+            journey = JourneyDefinition.model_validate(stored.spec)
+            plan = journey_run_plan(ws, store, engine, run, journey, retry_rejected=retry_rejected)
         else:
             orchestration = OrchestrationDefinition.model_validate(stored.spec)
             plan = _orchestration_plan(ws, store, engine, run, orchestration, retry_rejected)

@@ -18,7 +18,7 @@ __all__ = [
 
 import shutil
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
@@ -365,6 +365,50 @@ def campaign_status(
     if last is not None and last.status == "succeeded":
         return "delivered"
     return "draft"
+
+
+def change_status(
+    root: Path,
+    kind: str,
+    name: str,
+    action: str,
+    transitions: Mapping[str, tuple[set[str], str]],
+    *,
+    final: str | None = None,
+) -> str:
+    """Apply a status action (pause, resume, end, archive...) to an applied activation and
+    return its new status; the definition keeps its version.
+
+    Args:
+        root: The workspace.
+        kind: ``campaign``, ``journey``...
+        name: The activation.
+        action: A key of ``transitions``.
+        transitions: action → (statuses it applies to, the status it sets).
+        final: The hint when the activation is in a status no action leaves.
+
+    Raises:
+        ConfigError: no such applied activation, or the action does not apply to its status.
+    """
+    allowed, target = transitions[action]
+    ws = load_workspace(root)
+    with open_store(ws) as store:
+        stored = store.get(kind, name)
+        if stored is None:
+            raise ConfigError(
+                f"no applied {kind} named {name!r}",
+                hint="run `activator apply` after adding or changing definitions",
+            )
+        if stored.status == target:
+            return target
+        if stored.status not in allowed:
+            leaves = any(stored.status in statuses for statuses, _ in transitions.values())
+            raise ConfigError(
+                f"{kind} {name!r} is {stored.status}: it cannot {action}",
+                hint=None if leaves else final,
+            )
+        store.set_status(kind, name, target)
+        return target
 
 
 def status(root: Path, *, as_of: datetime) -> list[ActivationStatus]:

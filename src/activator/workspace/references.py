@@ -24,7 +24,6 @@ from activator.definitions.journey import (
     ActivateNode,
     ConditionalSplitNode,
     JourneyDefinition,
-    PercentSplitNode,
 )
 from activator.definitions.orchestration import (
     OrchestrationDefinition,
@@ -90,7 +89,7 @@ def _references(loaded: LoadedDefinition) -> Iterator[tuple[str, str, str]]:
             if isinstance(node, ActivateNode):
                 for name, path in _destination_uses(node.destinations, f"nodes[{n}].destinations"):
                     yield "destination", name, path
-            if isinstance(node, ConditionalSplitNode | PercentSplitNode):
+            if isinstance(node, ConditionalSplitNode):
                 for p, split_path in enumerate(node.paths):
                     yield from _rule_refs(split_path.rules, f"nodes[{n}].paths[{p}].rules")
     elif isinstance(model, OrchestrationDefinition):
