@@ -58,6 +58,7 @@ import ibis.expr.types as ir
 from activator.compiler.functions import stable_bucket
 from activator.definitions.campaign import basis_points
 from activator.definitions.journey import (
+    EVERYONE_ELSE,
     ActivateNode,
     ConditionalSplitNode,
     DelayNode,
@@ -272,7 +273,7 @@ def decide(
                             (frontier[c].fill_null(False), ibis.literal(p.name))
                             for c, p in zip(columns, item.paths, strict=True)
                         ],
-                        else_=ibis.literal("everyone-else"),
+                        else_=ibis.literal(EVERYONE_ELSE),
                     ),
                 )
             )

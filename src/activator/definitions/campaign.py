@@ -26,6 +26,7 @@ __all__ = [
     "CampaignDestination",
     "DestinationUse",
     "GroupDestination",
+    "Percent",
     "Remaining",
     "SubAudience",
     "TreatmentGroup",
@@ -33,9 +34,9 @@ __all__ = [
 ]
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from activator.definitions.base import Definition, Model, Name
 from activator.definitions.common import OnceSchedule, Rules, Schedule
@@ -43,6 +44,16 @@ from activator.definitions.mapping import AttributeMapping
 
 BASIS_POINTS = 10_000
 """Percentages are kept to two decimals: 12.5% is 1,250 basis points of 10,000."""
+
+
+def _two_decimals(value: float) -> float:
+    if abs(value * 100 - round(value * 100)) > 1e-6:
+        raise ValueError(f"{value:g}% has more than two decimals")
+    return value
+
+
+Percent = Annotated[float, Field(gt=0, le=100), AfterValidator(_two_decimals)]
+"""A share in percent, above 0, at most 100, to two decimals (``12.5``)."""
 
 
 def basis_points(percent: float) -> int:
@@ -82,7 +93,7 @@ class TreatmentGroup(Model):
     """A share of a sub-audience; one group may be the control (never sent)."""
 
     name: str = Field(min_length=1, max_length=128, pattern=r"^[^/\\:]+$")
-    percent: float = Field(gt=0, le=100)
+    percent: Percent
     """Share of the sub-audience, to two decimals (``12.5``)."""
 
     control: bool = False
@@ -96,13 +107,6 @@ class TreatmentGroup(Model):
     def _not_reserved(cls, value: str) -> str:
         if value.startswith("_"):
             raise ValueError(f"group names starting with '_' are reserved: {value!r}")
-        return value
-
-    @field_validator("percent")
-    @classmethod
-    def _two_decimals(cls, value: float) -> float:
-        if abs(value * 100 - round(value * 100)) > 1e-6:
-            raise ValueError(f"{value:g}% has more than two decimals")
         return value
 
     @model_validator(mode="after")

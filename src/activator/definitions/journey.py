@@ -29,14 +29,14 @@ __all__ = [
 
 import calendar
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
 
 from activator.definitions.base import Definition, Model, Name
-from activator.definitions.campaign import DestinationUse, basis_points
+from activator.definitions.campaign import DestinationUse, Percent, basis_points
 from activator.definitions.common import Rules, Schedule
 
 NodeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
@@ -72,7 +72,8 @@ def add_wait(moment: datetime, wait: str, timezone: str) -> datetime:
         raise ValueError(f"{wait!r} is not a wait such as 12h, 3d, 2w or 1m")
     count, unit = int(found.group(1)), found.group(2)
     if unit == "h":
-        return moment + timedelta(hours=count)
+        # Elapsed hours: aware arithmetic on a zone's datetime would step the wall clock.
+        return (moment.astimezone(UTC) + timedelta(hours=count)).astimezone(moment.tzinfo)
     zone = ZoneInfo(timezone)
     local = moment.astimezone(zone).replace(tzinfo=None)
     if unit in "dw":
@@ -136,6 +137,17 @@ class DelayNode(_Node):
     next: NodeId | None = None
 
 
+EVERYONE_ELSE = "everyone-else"
+"""The path name of a conditional split's ``otherwise`` edge in the travel log."""
+
+
+def _unique_paths(paths: list[ConditionalPath] | list[PercentPath]) -> None:
+    names = [path.name for path in paths]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"path names must be unique in a split: {', '.join(twice)}")
+
+
 class ConditionalPath(Model):
     """One path of a conditional split: a saved segment or inline rules."""
 
@@ -159,12 +171,19 @@ class ConditionalSplitNode(_Node):
     otherwise: NodeId | None = None
     """Where *everyone else* goes; empty: they leave the journey."""
 
+    @model_validator(mode="after")
+    def _path_names(self) -> ConditionalSplitNode:
+        _unique_paths(self.paths)
+        if any(path.name == EVERYONE_ELSE for path in self.paths):
+            raise ValueError(f"the path name {EVERYONE_ELSE!r} is reserved for `otherwise`")
+        return self
+
 
 class PercentPath(Model):
     """One path of a percent split."""
 
     name: str = Field(min_length=1)
-    percent: float = Field(gt=0, le=100)
+    percent: Percent
     """Share of the travellers, to two decimals."""
 
     control: bool = False
@@ -187,6 +206,7 @@ class PercentSplitNode(_Node):
             raise ValueError(f"path percentages add up to {total / 100:g}, not 100")
         if sum(path.control for path in self.paths) > 1:
             raise ValueError("at most one path can be the control")
+        _unique_paths(self.paths)
         return self
 
 
@@ -230,7 +250,7 @@ SPLITS = (ConditionalSplitNode, PercentSplitNode, WaitUntilNode)
 def edges(node: JourneyNode) -> list[tuple[str, str | None]]:
     """A node's outgoing edges in order, as (path name, next node id or None)."""
     if isinstance(node, ConditionalSplitNode):
-        return [(p.name, p.next) for p in node.paths] + [("everyone-else", node.otherwise)]
+        return [(p.name, p.next) for p in node.paths] + [(EVERYONE_ELSE, node.otherwise)]
     if isinstance(node, PercentSplitNode):
         return [(p.name, p.next) for p in node.paths]
     if isinstance(node, WaitUntilNode):
@@ -238,6 +258,20 @@ def edges(node: JourneyNode) -> list[tuple[str, str | None]]:
     if isinstance(node, ExitNode):
         return []
     return [("", node.next)]
+
+
+def _edge_keys(node: JourneyNode) -> list[tuple[str, str | None]]:
+    """A node's edges named by their key in the definition (``paths[1].next``, ``met``)."""
+    if isinstance(node, ConditionalSplitNode):
+        keys = [(f"paths[{p}].next", path.next) for p, path in enumerate(node.paths)]
+        return [*keys, ("otherwise", node.otherwise)]
+    if isinstance(node, PercentSplitNode):
+        return [(f"paths[{p}].next", path.next) for p, path in enumerate(node.paths)]
+    if isinstance(node, WaitUntilNode):
+        return [("met", node.met), ("timed_out", node.timed_out)]
+    if isinstance(node, ExitNode):
+        return []
+    return [("next", node.next)]
 
 
 class JourneyDefinition(Definition):
@@ -278,7 +312,9 @@ class JourneyDefinition(Definition):
         names: dict[str, str] = {}
         for n, node in enumerate(self.nodes):
             if node.id in ids:
-                errors.append(f"nodes[{n}]: id {node.id!r} is also the id of nodes[{ids[node.id]}]")
+                errors.append(
+                    f"nodes[{n}] ({node.id}): the id is also the id of nodes[{ids[node.id]}]"
+                )
             ids.setdefault(node.id, n)
             if node.name in names:
                 errors.append(
@@ -289,11 +325,10 @@ class JourneyDefinition(Definition):
         if self.first is not None and self.first not in ids:
             errors.append(f"first: no node has the id {self.first!r}")
         for n, node in enumerate(self.nodes):
-            for path, target in edges(node):
-                where = f"path {path!r} of " if path else ""
+            for key, target in _edge_keys(node):
                 if target is not None and target not in ids:
                     errors.append(
-                        f"nodes[{n}] ({node.id}): {where}next node {target!r} does not exist"
+                        f"nodes[{n}] ({node.id}): {key} {target!r} is not the id of any node"
                     )
         if errors:
             raise ValueError("; ".join(errors))
