@@ -8,7 +8,7 @@ and SQL that does not return the activation ID or uses functions the engine may 
 
 from __future__ import annotations
 
-__all__ = ["check_segment"]
+__all__ = ["check_segment", "journey_combinations"]
 
 import difflib
 from collections.abc import Iterable, Mapping
@@ -29,6 +29,7 @@ from activator.definitions.common import (
     CampaignActivityCondition,
     Comparison,
     DateComparison,
+    JourneyActivityCondition,
     Rules,
     ScoreCondition,
     Window,
@@ -111,7 +112,10 @@ class _Checker:
                 self.score(leaf, leaf_path)
             elif isinstance(leaf, CampaignActivityCondition):
                 self.campaign(leaf, leaf_path)
-            # SegmentCondition: references.py checks the name and cycles (and campaign names).
+            elif isinstance(leaf, JourneyActivityCondition):
+                self.journey(leaf, leaf_path)
+            # SegmentCondition: references.py checks the name and cycles (and campaign and
+            # journey names).
 
     def attribute(self, node: AttributeCondition, path: str, *, table: str | None = None) -> None:
         owner, column = node.attribute.split(".", 1)
@@ -304,6 +308,17 @@ class _Checker:
             if when is not None:
                 self.date_value(when, f"{path}.{part}")
 
+    def journey(self, node: JourneyActivityCondition, path: str) -> None:
+        for where, message in journey_combinations(node, path):
+            self.add(where, message)
+        self.window(node.window, f"{path}.window")
+        if node.times is not None and node.status != "in":
+            self.times(node.times, f"{path}.times")
+        for part in ("first", "last"):
+            when: DateComparison | None = getattr(node, part)
+            if when is not None:
+                self.date_value(when, f"{path}.{part}")
+
     def times(self, comparison: Comparison, path: str) -> None:
         """A number of runs: whole and not negative."""
         values = comparison.value if isinstance(comparison.value, list) else [comparison.value]
@@ -382,6 +397,27 @@ class _Checker:
                 f"function {name} is not known to be available on the {self.dialect} engine "
                 f"(the segment is written in {definition.dialect})",
             )
+
+
+def journey_combinations(node: JourneyActivityCondition, path: str) -> list[tuple[str, str]]:
+    """Fields of a journey activity condition that do not apply to its status."""
+    status = node.status
+    problems: list[tuple[str, str]] = []
+    if node.node is not None and status in ("goal", "exited"):
+        problems.append((f"{path}.node", f"node applies to status in or entered, not {status}"))
+    if node.goal is not None and status != "goal":
+        problems.append((f"{path}.goal", f"goal applies to status goal, not {status}"))
+    if node.reason is not None and status != "exited":
+        problems.append((f"{path}.reason", f"reason applies to status exited, not {status}"))
+    if node.times is not None and status == "in":
+        problems.append(
+            (
+                f"{path}.times",
+                "times does not apply to status in: a traveller is in a journey at most once "
+                "at a time (use not for 'not in')",
+            )
+        )
+    return problems
 
 
 def _as_number(value: Any) -> Decimal | None:

@@ -13,6 +13,7 @@ from activator.definitions.common import (
     BehaviorCondition,
     CampaignActivityCondition,
     Comparison,
+    JourneyActivityCondition,
     NotGroup,
     Rules,
     ScoreCondition,
@@ -117,6 +118,36 @@ def _campaign(node: CampaignActivityCondition) -> str:
     return text
 
 
+def _journey(node: JourneyActivityCondition) -> str:
+    journey = f"journey {node.journey}"
+    if node.status == "in":
+        text = f"at node {node.node} of {journey}" if node.node else f"in {journey}"
+        verb = "arrived"
+    elif node.status == "entered":
+        text = f"reached node {node.node} of {journey}" if node.node else f"entered {journey}"
+        verb = "reached" if node.node else "entered"
+    elif node.status == "goal":
+        text = (
+            f"reached goal {node.goal} of {journey}"
+            if node.goal
+            else f"reached a goal of {journey}"
+        )
+        verb = "reached"
+    else:
+        text = f"exited {journey}" + (f" ({node.reason})" if node.reason else "")
+        verb = "exited"
+    if node.status == "in":
+        text += f", arrived{_window(node.window)}" if node.window else ""
+    else:
+        text += _times(node.times) + _window(node.window)
+    # Status in: first and last are both the arrival at the node where the customer is.
+    labels = (verb, verb) if node.status == "in" else (f"first {verb}", f"last {verb}")
+    for label, when in zip(labels, (node.first, node.last), strict=True):
+        if when is not None:
+            text += f", {label} {_op(when.op, when.value)}"
+    return text
+
+
 def describe(node: Rules, data_model: DataModel | None = None) -> str:
     """A short human description: ``orders: has_purchased count >= 3 in the last 365 days``."""
     if isinstance(node, AllGroup):
@@ -157,4 +188,6 @@ def describe(node: Rules, data_model: DataModel | None = None) -> str:
         return f"in segment {node.segment}"
     if isinstance(node, CampaignActivityCondition):
         return _campaign(node)
+    if isinstance(node, JourneyActivityCondition):
+        return _journey(node)
     return type(node).__name__

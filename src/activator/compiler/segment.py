@@ -5,8 +5,8 @@ become grouped aggregates keyed by the customer, left-joined to the customers: t
 and related-table attribute conditions on one event table share a single aggregate (one scan
 of the table over the widest time range they need, each condition's measure a conditional
 aggregate: ``count(*) FILTER (WHERE ...)``); a ``most_frequent`` behaviour, each RFM score,
-each membership and each campaign activity condition (over the data plane's recipients) has
-its own. Every condition is then a boolean column of that wide
+each membership and each campaign or journey activity condition (over the data plane's
+recipients or journey travel log) has its own. Every condition is then a boolean column of that wide
 table, ``COALESCE``-d to false so a NULL never satisfies anything, and the
 ``all`` / ``any`` / ``not`` tree combines them with two-valued logic. The members are the
 customers where ``rules and not exclude`` holds. :func:`explain_customer` evaluates the *same*
@@ -39,9 +39,10 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from activator.compiler.check import check_segment
+from activator.compiler.check import check_segment, journey_combinations
 from activator.compiler.dates import Bounds, parse_date_value, window_bounds
 from activator.compiler.describe import describe
+from activator.compiler.journey import ENDS, LOG_TABLE
 from activator.compiler.kinds import OPERATORS, family, score_table
 from activator.compiler.sqlseg import prepare_sql
 from activator.definitions.common import (
@@ -52,6 +53,7 @@ from activator.definitions.common import (
     CampaignActivityCondition,
     Comparison,
     DateComparison,
+    JourneyActivityCondition,
     NotGroup,
     Rules,
     ScoreCondition,
@@ -90,9 +92,11 @@ class CompileContext:
         sql: runs a query (already in ``dialect``) and returns it as a table. Default: the
             ``sql()`` of the Ibis backend the customer table belongs to.
         activity: a data-plane table by name (``Engine.dataplane_table``), or None while it
-            does not exist (no campaign has run yet). Activity conditions read
-            :data:`RECIPIENTS_TABLE` through it. None: there is no activity table at all, so
-            nobody has been sent anything (e.g. golden SQL over unbound tables).
+            does not exist (no campaign or journey has run yet). Campaign activity conditions
+            read :data:`RECIPIENTS_TABLE` through it, journey activity conditions the travel
+            log (:data:`activator.compiler.journey.LOG_TABLE`). None: there is no activity
+            table at all, so nobody has been sent anything or travelled (e.g. golden SQL over
+            unbound tables).
     """
 
     tables: Callable[[str], ir.Table]
@@ -389,6 +393,8 @@ class _Plan:
             return self._membership(node, path)
         if isinstance(node, CampaignActivityCondition):
             return self._campaign(node, path)
+        if isinstance(node, JourneyActivityCondition):
+            return self._journey(node, path)
         raise CompileError(f"{path}: unsupported condition {type(node).__name__}")
 
     def _attribute(self, node: AttributeCondition, path: str) -> _Leaf:
@@ -685,6 +691,137 @@ class _Plan:
         if node.destination is not None:
             conditions.append(recipients["destination"] == node.destination)
         return recipients.filter(*conditions)
+
+    def _journey(self, node: JourneyActivityCondition, path: str) -> _Leaf:
+        """A journey's travel log: the number of distinct entries with a matching row, and
+        the first and last matching row times, per customer (status ``in``: the node where
+        the customer is, and when they arrived there)."""
+        problems = journey_combinations(node, path)
+        if problems:
+            where, message = problems[0]
+            raise CompileError(f"{where}: {message}")
+        log = self.ctx.activity(LOG_TABLE) if self.ctx.activity else None
+        dates = self._dates()
+        at_node = node.status == "in"
+        op, expected = (">=", 1) if node.times is None else (str(node.times.op), node.times.value)
+        if log is None:
+            # No journey has run yet: nobody has travelled, so the condition means what it
+            # would over an empty log.
+            time_type: dt.DataType = dt.Timestamp(timezone="UTC")
+
+            def entries(wide: ir.Table) -> ir.Value:
+                return ibis.literal(0, type="int64")
+
+            def where_now(wide: ir.Table) -> ir.Value:
+                return ibis.null("string")
+
+            def first(wide: ir.Table) -> ir.Value:
+                return ibis.null(time_type)
+
+            def last(wide: ir.Table) -> ir.Value:
+                return ibis.null(time_type)
+
+        else:
+            for column in (
+                "journey", "traveller", "entry", "node", "parent", "path", "entered_at", "stage",
+            ):  # fmt: skip
+                self._require_column(log, column, LOG_TABLE, path)
+            time_type = log["entered_at"].type()
+            if not time_type.is_timestamp():
+                raise CompileError(
+                    f"{path}: {LOG_TABLE}.entered_at is {time_type}, not a timestamp"
+                )
+            rows = self._travels(log, node)
+            join_key, entries_name = self._name("k"), self._name("entries")
+            node_name = self._name("node")
+            first_name, last_name = self._name("first"), self._name("last")
+            measures: dict[str, ir.Value] = {entries_name: rows["entry"].nunique()}
+            if at_node:
+                # One open position per traveller: where they are now.
+                measures[node_name] = rows["node"].max()
+            # Row times only where a condition looks at them.
+            if node.first is not None:
+                measures[first_name] = rows["entered_at"].min()
+            if node.last is not None:
+                measures[last_name] = rows["entered_at"].max()
+            per_customer = rows.group_by(**{join_key: rows["traveller"]}).aggregate(**measures)
+            self._join(per_customer, join_key)
+
+            def entries(wide: ir.Table) -> ir.Value:
+                return wide[entries_name].fill_null(0)
+
+            def where_now(wide: ir.Table) -> ir.Value:
+                return wide[node_name]
+
+            def first(wide: ir.Table) -> ir.Value:
+                return wide[first_name]
+
+            def last(wide: ir.Table) -> ir.Value:
+                return wide[last_name]
+
+        def when(column: ir.Value, comparison: DateComparison, where: str) -> ir.BooleanValue:
+            return _true(
+                _date_predicate(column, time_type, comparison.op, comparison.value, dates, where)
+            )
+
+        def met(wide: ir.Table) -> ir.BooleanValue:
+            result = _true(compare(entries(wide), op, expected, f"{path}.times"))
+            if node.first is not None:
+                result = result & when(first(wide), node.first, f"{path}.first")
+            if node.last is not None:
+                result = result & when(last(wide), node.last, f"{path}.last")
+            return result
+
+        return _Leaf(path, node, met, where_now if at_node else entries)
+
+    def _travels(self, log: ir.Table, node: JourneyActivityCondition) -> ir.Table:
+        """The travel log rows a journey activity condition counts."""
+        entered_at = log["entered_at"]
+        # Rows written after the as-of time do not exist yet (a backtest must not see them).
+        mine = log.filter(
+            log["journey"] == node.journey,
+            in_bounds(entered_at, entered_at.type(), self._up_to_as_of(), self.zone),
+        )
+        bounds = window_bounds(
+            node.window.last if node.window else None,
+            node.window.between if node.window else None,
+            self.ctx.as_of,
+            self.zone,
+        )
+        window = in_bounds(mine["entered_at"], entered_at.type(), bounds, self.zone)
+        stage = mine["stage"]
+        if node.status == "in":
+            starts = mine.filter(stage == "start", window)
+            if node.node is not None:
+                starts = starts.filter(starts["node"] == node.node)
+            # Ended by a row up to the as-of time, inside the window or not.
+            ends = mine.filter(stage.isin(ENDS)).select(
+                __act_t=mine["traveller"], __act_e=mine["entry"], __act_n=mine["node"]
+            )
+            return starts.anti_join(
+                ends,
+                [
+                    starts["traveller"] == ends["__act_t"],
+                    starts["entry"] == ends["__act_e"],
+                    starts["node"] == ends["__act_n"],
+                ],
+            )
+        conditions: list[ir.BooleanValue] = [window]
+        if node.status == "entered":
+            conditions.append(stage == "start")
+            if node.node is not None:
+                conditions.append(mine["node"] == node.node)
+            else:
+                conditions.append(mine["parent"].isnull())
+        elif node.status == "goal":
+            conditions.append(stage == "goal")
+            if node.goal is not None:
+                conditions.append(mine["path"] == node.goal)
+        else:
+            conditions.append(stage.isin(["exit", "orphan"]))
+            if node.reason is not None:
+                conditions.append(mine["path"] == node.reason)
+        return mine.filter(*conditions)
 
     # -- helpers ----------------------------------------------------------------------------
 

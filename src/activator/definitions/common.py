@@ -11,6 +11,7 @@ __all__ = [
     "DateComparison",
     "EnvSecret",
     "Group",
+    "JourneyActivityCondition",
     "OnceSchedule",
     "RecurringSchedule",
     "Rules",
@@ -20,6 +21,7 @@ __all__ = [
     "SegmentCondition",
     "Window",
     "campaign_references",
+    "journey_references",
     "known_credentials",
     "rule_children",
     "rule_conditions",
@@ -258,8 +260,45 @@ class CampaignActivityCondition(Model):
     """When the last matching send happened."""
 
 
-# Journey activity conditions (in journey, at node, reached a goal, exited) arrive with the
-# journey work: add them to this union, to `_KINDS` and to `_condition_kind`.
+class JourneyActivityCondition(Model):
+    """A journey's travel log for the customer, from the data plane's ``journey_log`` table.
+
+    Only log rows written at or before the as-of time count. ``status`` says what is looked
+    for: ``in`` (default) an open position (at ``node`` when given); ``entered`` entries (or
+    arrivals at ``node``); ``goal`` goals reached (``goal`` when given); ``exited`` departures,
+    exits and orphans (for ``reason`` when given). Without ``times``, the condition holds when
+    there is at least one.
+    """
+
+    journey: Name
+    """The journey, by name."""
+
+    status: Literal["in", "entered", "goal", "exited"] = "in"
+    """``in``: travelling now; ``entered``: entered (or reached ``node``); ``goal``: reached a
+    goal; ``exited``: left the journey."""
+
+    node: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    """A node id: ``in``, at that node now; ``entered``, reached that node."""
+
+    goal: Name | None = None
+    """Status ``goal`` only: this goal (a goal segment's name); default: any goal."""
+
+    reason: Name | None = None
+    """Status ``exited`` only: why they left (an exit segment's name, ``exit-node`` or
+    ``end``); default: any reason, orphans included."""
+
+    window: Window | None = None
+    """Only log rows in this window; default: every row up to the as-of time."""
+
+    times: Comparison | None = None
+    """Number of distinct entries with a matching row, e.g. ``{op: '>=', value: 2}``;
+    default: at least one. Not for status ``in``."""
+
+    first: DateComparison | None = None
+    """When the first matching row was written (``in``: the arrival at the current node)."""
+
+    last: DateComparison | None = None
+    """When the last matching row was written."""
 
 
 class AllGroup(Model):
@@ -281,9 +320,12 @@ Condition = (
     | ScoreCondition
     | SegmentCondition
     | CampaignActivityCondition
+    | JourneyActivityCondition
 )
 
-_KINDS = ("all", "any", "not", "attribute", "behavior", "score", "segment", "campaign")
+_KINDS = (
+    "all", "any", "not", "attribute", "behavior", "score", "segment", "campaign", "journey",
+)  # fmt: skip
 
 
 def _condition_kind(value: Any) -> str | None:
@@ -294,7 +336,7 @@ def _condition_kind(value: Any) -> str | None:
     for kind, cls in zip(
         _KINDS,
         (AllGroup, AnyGroup, NotGroup, AttributeCondition, BehaviorCondition, ScoreCondition,
-         SegmentCondition, CampaignActivityCondition),
+         SegmentCondition, CampaignActivityCondition, JourneyActivityCondition),
         strict=True,
     ):  # fmt: skip
         if isinstance(value, cls):
@@ -310,13 +352,14 @@ Rules = Annotated[
     | Annotated[BehaviorCondition, Tag("behavior")]
     | Annotated[ScoreCondition, Tag("score")]
     | Annotated[SegmentCondition, Tag("segment")]
-    | Annotated[CampaignActivityCondition, Tag("campaign")],
+    | Annotated[CampaignActivityCondition, Tag("campaign")]
+    | Annotated[JourneyActivityCondition, Tag("journey")],
     Discriminator(
         _condition_kind,
         custom_error_type="rule_kind",
         custom_error_message=(
             "a rule starts with exactly one of: all, any, not, attribute, behavior, score, "
-            "segment, campaign"
+            "segment, campaign, journey"
         ),
     ),
 ]
@@ -364,4 +407,13 @@ def campaign_references(rules: Rules | None, prefix: str) -> list[tuple[str, str
         (node.campaign, f"{path}.campaign")
         for path, node in rule_conditions(rules, prefix)
         if isinstance(node, CampaignActivityCondition)
+    ]
+
+
+def journey_references(rules: Rules | None, prefix: str) -> list[tuple[str, str]]:
+    """Names of journeys a rule tree's activity conditions refer to, each with its path."""
+    return [
+        (node.journey, f"{path}.journey")
+        for path, node in rule_conditions(rules, prefix)
+        if isinstance(node, JourneyActivityCondition)
     ]

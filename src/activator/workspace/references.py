@@ -17,6 +17,7 @@ from activator.definitions.common import (
     BehaviorCondition,
     Rules,
     campaign_references,
+    journey_references,
     rule_conditions,
     segment_references,
 )
@@ -46,11 +47,13 @@ def _destination_uses(
 
 
 def _rule_refs(rules: Rules | None, prefix: str) -> Iterator[tuple[str, str, str]]:
-    """Segments (membership) and campaigns (activity) a rule tree names."""
+    """Segments (membership), campaigns and journeys (activity) a rule tree names."""
     for name, path in segment_references(rules, prefix):
         yield "segment", name, path
     for name, path in campaign_references(rules, prefix):
         yield "campaign", name, path
+    for name, path in journey_references(rules, prefix):
+        yield "journey", name, path
 
 
 def _sub_audience_refs(sub: SubAudience | Remaining, prefix: str) -> Iterator[tuple[str, str, str]]:
@@ -138,6 +141,7 @@ def check_references(ws: Workspace) -> list[Issue]:
     known = {
         "segment": ws.names("segment"),
         "campaign": ws.names("campaign"),
+        "journey": ws.names("journey"),
         "destination": ws.names("destination"),
         "orchestration": ws.names("orchestration", "group"),
     }
