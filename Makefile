@@ -75,6 +75,19 @@ demo: $(VENV)/.base
 	done; \
 	ls -l $(DEMO_DIR)/outbox; \
 	wc -l $(DEMO_RECEIVED)
+	@# Journeys: both simulated over the 30 days before DEMO_AS_OF (nothing is sent), then the
+	@# churn-prevention journey run weekly over the last four weeks, and its counters shown.
+	$(BIN)/activator -w $(DEMO_DIR) journey simulate welcome-series \
+		--start $(call demo_days_before,30) --days 30
+	$(BIN)/activator -w $(DEMO_DIR) journey simulate churn-prevention \
+		--start $(call demo_days_before,30) --days 30
+	$(BIN)/activator -w $(DEMO_DIR) run churn-prevention --as-of $(call demo_days_before,28)
+	$(BIN)/activator -w $(DEMO_DIR) run churn-prevention --as-of $(call demo_days_before,21)
+	$(BIN)/activator -w $(DEMO_DIR) run churn-prevention --as-of $(call demo_days_before,14)
+	$(BIN)/activator -w $(DEMO_DIR) run churn-prevention --as-of $(call demo_days_before,7)
+	$(BIN)/activator -w $(DEMO_DIR) run churn-prevention --as-of $(DEMO_AS_OF)
+	$(BIN)/activator -w $(DEMO_DIR) journey show churn-prevention --as-of $(DEMO_AS_OF)
+	$(BIN)/activator -w $(DEMO_DIR) status --as-of $(DEMO_AS_OF)
 
 # Azurite (the Azure Blob emulator the file-store tests run) from npm, at the locked versions.
 AZURITE := tests/fixtures/azurite

@@ -80,6 +80,7 @@ def test_apply_then_status(demo: Path) -> None:
         ("campaign", "vip-thank-you"),
         ("campaign", "first-order-follow-up"),
         ("journey", "welcome-series"),
+        ("journey", "churn-prevention"),
         ("orchestration", "customer-360"),
     }
     assert rows[("orchestration", "customer-360")]["next_run"] == "2026-11-02T02:00:00+00:00"

@@ -151,19 +151,22 @@ def simulate(
     if json_output:
         out.emit_json(doc)
         return
-    table = Table("as of", "entered", *found.nodes, "exited", "goals", "sends")
+    # One row per run; per-node figures would make a table wider than any terminal, so the
+    # row names the nodes where travellers wait (entered/left per node are in --json).
+    table = Table("as of", "entered", "sent", "exited", "goals", "waiting now, by node")
     for run in found.runs:
-        cells = [
-            f"{c['entered']}/{c['waiting']}/{c['left']}"
-            for c in (run["nodes"][n] for n in found.nodes)
-        ]
+        waiting = " · ".join(
+            f"{escape(node)} {counts['waiting']:,}"
+            for node, counts in run["nodes"].items()
+            if counts["waiting"]
+        )
         table.add_row(
-            run["as_of"][:16].replace("T", " "), f"{run['entered']:,}", *cells,
-            f"{run['exited']:,}", f"{run['goals']:,}", f"{run['sends']:,}",
+            run["as_of"][:16].replace("T", " "), f"{run['entered']:,}", f"{run['sends']:,}",
+            f"{run['exited']:,}", f"{run['goals']:,}", waiting or "-",
         )  # fmt: skip
     out.say(
         f"Journey [bold]{escape(name)}[/] simulated: {len(found.runs)} runs from "
-        f"{first:%Y-%m-%d %H:%M}; per node: entered/waiting/left (nothing was sent)"
+        f"{first:%Y-%m-%d %H:%M}, starting with no travellers; nothing was sent"
     )
     out.out.print(table)
 

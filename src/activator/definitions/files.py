@@ -36,6 +36,7 @@ TEMPLATE_FIELDS: dict[str, str] = {
     "campaign": "the campaign's name",
     "sub_audience": "the sub-audience's name",
     "group": "the group's name (treatment groups)",
+    "journey": "the journey's name",
     "node": "the journey node's name",
     "action": "'added' or 'removed' (a mirror campaign's separate files)",
     "orchestration": "the orchestration's name",

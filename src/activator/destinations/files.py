@@ -72,7 +72,7 @@ MAX_BATCH_ROWS = 100_000
 GZIP_LEVEL = 6
 """zlib's default: about as small as 9 at a fraction of the time."""
 
-_NAME_FIELDS = ("campaign", "sub_audience", "group", "node", "orchestration", "action")
+_NAME_FIELDS = ("campaign", "journey", "sub_audience", "group", "node", "orchestration", "action")
 
 # --- Names ------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ __all__ = [
     "simulate_journey",
 ]
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -342,6 +343,8 @@ def simulate_journey(
             for index, at in enumerate(times):
                 run_id = f"simulation-{index + 1}"
                 ctx = compile_context(ws, store, engine, at)
+                # Journey activity conditions see the simulated travel log, not the real one.
+                ctx = dataclasses.replace(ctx, activity=_activity_with(ctx.activity, log))
                 counts = step(
                     engine,
                     ctx,
@@ -375,6 +378,19 @@ def simulate_journey(
         finally:
             engine.backend.drop_table(table, database=engine.dataplane_schema, force=True)
         return simulation
+
+
+def _activity_with(
+    activity: Callable[[str], ir.Table | None] | None, log: ir.Table
+) -> Callable[[str], ir.Table | None]:
+    """The data plane's activity tables, with ``log`` as the travel log."""
+
+    def table(name: str) -> ir.Table | None:
+        if name == LOG_TABLE:
+            return log
+        return activity(name) if activity is not None else None
+
+    return table
 
 
 # -- counters, milestones, the log -------------------------------------------------------------
