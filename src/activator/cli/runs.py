@@ -188,6 +188,13 @@ def _report(out: Output, run: RunSummary, json_output: bool) -> None:
         f"[{colour}]{run.status}[/] - {counts.get('rows', 0):,} rows delivered, "
         f"{counts.get('rejected', 0):,} rejected"
     )
+    moved = counts.get("journey")
+    if moved:
+        out.say(
+            f"  travellers: {moved.get('entered', 0):,} entered, {moved.get('moved', 0):,} "
+            f"moved on, {moved.get('exited', 0):,} exited, {moved.get('goals', 0):,} reached "
+            f"a goal, {moved.get('orphaned', 0):,} orphaned"
+        )
     if run.error:
         hint = (
             "fix the configuration, then `activator runs resume`"

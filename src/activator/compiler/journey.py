@@ -119,7 +119,8 @@ def log_rows(table: ir.Table, key_type: idt.DataType, **values: Any) -> ir.Table
         elif isinstance(value, ir.Value):
             out[column] = value.cast(kind)
         else:
-            out[column] = ibis.literal(value, type=kind)
+            # A typed cast, not a typed literal: Spark's CREATE TABLE AS types a bare 1 as INT.
+            out[column] = ibis.literal(value).cast(kind)
     if values:
         raise TypeError(f"not travel log columns: {', '.join(values)}")
     return table.select(**out)

@@ -50,6 +50,7 @@ from activator.compiler.journey import (
     CONTROL,
     ENDS,
     LOG_TABLE,
+    TIME,
     FlagColumns,
     any_of,
     decide,
@@ -147,6 +148,12 @@ def step(
     joined = positions.left_join(lookup, positions.traveller == lookup._k).drop("_k")
     at = freeze("at", joined)
 
+    def travellers(table: ir.Table) -> ir.Table:
+        """Positions with their flags, in one schema whatever the table came from (PostgreSQL
+        reads its timestamps back with a precision the expressions' types do not have)."""
+        typed = {c: table[c].cast(TIME) for c in ("entry_at", "due_at")}
+        return table.select(*POSITION, *flag_names).mutate(**typed)
+
     def row(table: ir.Table, **values: Any) -> ir.Table:
         base: dict[str, Any] = {
             "journey": definition.name,
@@ -202,7 +209,7 @@ def step(
         **{CONTROL: ibis.literal(False)},
         due_at=due_at(definition, ibis.literal(first, type="string"), as_of, ctx.timezone),
     )
-    entered = freeze("entries", entered.select(*POSITION, *flag_names))
+    entered = freeze("entries", entered.pipe(travellers))
     parts.append(row(entered, **kept(entered), node=entered.node, due_at=entered.due_at,
                      stage="start"))  # fmt: skip
 
@@ -212,8 +219,8 @@ def step(
             _t=mine.traveller, _e=mine.entry, _p=mine.path
         )
         candidates = ibis.union(
-            present.select(*POSITION, *flag_names),
-            entered.select(*POSITION, *flag_names),
+            present.pipe(travellers),
+            entered.pipe(travellers),
             distinct=False,
         )
         for column, goal in zip(flags.goals, definition.start.goals, strict=True):
@@ -225,8 +232,8 @@ def step(
     # Advance, round by round: arrivals of one round are the travellers of the next.
     say("advancing travellers")
     frontier = ibis.union(
-        staying.select(*POSITION, *flag_names),
-        entered.select(*POSITION, *flag_names),
+        staying.pipe(travellers),
+        entered.pipe(travellers),
         distinct=False,
     )
     rounds = 0
@@ -265,7 +272,7 @@ def step(
                 stage="start",
             )
         )
-        frontier = arrived.select(*POSITION, *flag_names)
+        frontier = arrived.pipe(travellers)
     else:
         raise ConfigError(  # pragma: no cover - the graph has no cycles (validated)
             f"journey {definition.name}: travellers still moving after {rounds} rounds"
@@ -292,11 +299,16 @@ def _entries(
     lapses (``traveller``, ``entry``: stopped qualifying after leaving)."""
     candidates = flagged.filter(qualifies(flagged, flags) & ~any_of(flagged, flags.exit))
     travelling = at.select(_t=at.traveller)
-    candidates = candidates.anti_join(travelling, candidates.traveller == travelling._t)
-    history = mine.group_by(_t=mine.traveller).aggregate(_last=mine.entry.max())
+    # .view(): two anti-joins in one SELECT leave "LEFT ANTI JOIN" in PostgreSQL's SQL
+    # (SQLGlot 28.9 rewrites only every other one into NOT EXISTS).
+    candidates = candidates.anti_join(travelling, candidates.traveller == travelling._t).view()
+    # Entries are the start rows without a parent: a small part of the log to aggregate.
+    began = mine.filter((mine.stage == "start") & mine.parent.isnull())
+    history = began.group_by(_t=began.traveller).aggregate(_last=began.entry.max())
     if definition.start.reentry == "never":
         fresh = candidates.anti_join(history, candidates.traveller == history._t)
-        return fresh.mutate(entry=ibis.literal(1, type="int64")), None
+        # CAST(1 AS BIGINT): a bare 1 would make an INT column in Spark's CREATE TABLE AS.
+        return fresh.mutate(entry=ibis.literal(1).cast("int64")), None
     released = mine.filter(
         (mine.stage.isin(["exit", "orphan"]) & ~mine.qualified.fill_null(True))
         | (mine.stage == "lapse")
@@ -311,7 +323,7 @@ def _entries(
         "_t", "_last", "_rt", "_re"
     )
     # Left while still qualifying, not released yet, and not qualifying now: lapse.
-    gone = history.anti_join(travelling, history._t == travelling._t)
+    gone = history.anti_join(travelling, history._t == travelling._t).view()
     gone = gone.anti_join(released, [gone._t == released._rt, gone._last == released._re])
     now = flagged.select(_k=flagged.traveller, _q=qualifies(flagged, flags))
     gone = gone.left_join(now, gone._t == now._k)
