@@ -324,3 +324,32 @@ def test_a_failed_delivery_resumes_without_stepping_or_sending_twice(
     rows = journeys.journey_log(root, "onboarding", limit=10_000)
     starts = [r for r in rows if r["stage"] == "start" and r["node"] == "welcome"]
     assert sorted(r["traveller"] for r in starts) == _joined(0)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("{type: once, at: '2026-03-05T08:00:00Z'}", "2026-03-05T08:00:00+00:00"),
+        ("{type: recurring, every: 3h}", "2026-03-01T15:00:00+00:00"),
+        ("{type: recurring, every: 6h}", "2026-03-01T18:00:00+00:00"),
+        ("{type: recurring, every: 12h, at: '06:00'}", "2026-03-01T18:00:00+00:00"),
+        ("{type: recurring, every: daily, at: '12:00'}", "2026-03-02T12:00:00+00:00"),
+        ("{type: recurring, every: weekly, at: '12:00'}", "2026-03-02T12:00:00+00:00"),
+        ("{type: recurring, every: monthly}", "2026-04-01T00:00:00+00:00"),
+        ("{type: recurring, every: quarterly}", "2026-04-01T00:00:00+00:00"),
+        (
+            # 12:00 UTC is 07:00 in New York (EST): 09:30 there is still to come that day.
+            "{type: cron, cron: '30 9 * * *', timezone: America/New_York}",
+            "2026-03-01T14:30:00+00:00",
+        ),
+    ],
+)
+def test_each_recurrence_gives_the_next_run(tmp_path: Path, schedule: str, expected: str) -> None:
+    journey = ONBOARDING.replace(
+        'schedule: {type: recurring, every: daily, at: "12:00"}', f"schedule: {schedule}"
+    )
+    root = make_workspace(tmp_path / "ws", extra={"journeys/onboarding": journey})
+    rows = {(r.type, r.name): r for r in status(root, as_of=DAY0)}
+    found = rows[("journey", "onboarding")].next_run
+    assert found is not None
+    assert found.isoformat() == expected
