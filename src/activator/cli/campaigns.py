@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from activator.cli.common import AsOfOpt, JsonOpt, fail, workspace_as_of
+from activator.cli.common import AsOfOpt, JsonOpt, fail, status_command, workspace_as_of
 from activator.cli.output import Output
 from activator.cli.runs import finish_run
 from activator.errors import ActivatorError
@@ -111,25 +111,22 @@ def campaign_test(
 
 
 def _status_command(action: str, done: str) -> Any:
-    def command(ctx: typer.Context, name: NameArg, json_output: JsonOpt = False) -> None:
+    def change(root: Path, name: str, what: str) -> str:
         from activator.services.campaign import set_campaign_status
 
-        out = Output(json_mode=json_output)
-        try:
-            status = set_campaign_status(ctx.obj.workspace, name, action)
-        except ActivatorError as exc:
-            raise fail(out, exc) from None
-        if json_output:
-            out.emit_json({"campaign": name, "status": status})
-        else:
-            out.say(f"Campaign [bold]{escape(name)}[/] {done}: now {status}.")
+        return set_campaign_status(root, name, what)
 
-    command.__doc__ = {
-        "pause": "Pause a campaign: it keeps its history and does not run until resumed.",
-        "resume": "Resume a paused campaign: it runs on its schedule again.",
-        "archive": "Archive a campaign: it no longer runs or shows as active.",
-    }[action]
-    return command
+    return status_command(
+        "campaign",
+        action,
+        done,
+        {
+            "pause": "Pause a campaign: it keeps its history and does not run until resumed.",
+            "resume": "Resume a paused campaign: it runs on its schedule again.",
+            "archive": "Archive a campaign: it no longer runs or shows as active.",
+        }[action],
+        change,
+    )
 
 
 campaign_app.command("pause")(_status_command("pause", "paused"))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["AsOfOpt", "JsonOpt", "State", "fail", "workspace_as_of"]
+__all__ = ["AsOfOpt", "JsonOpt", "State", "fail", "status_command", "workspace_as_of"]
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -56,3 +57,26 @@ def workspace_as_of(root: Path, value: str | None) -> datetime:
     from activator.workspace.loader import load_workspace
 
     return parse_as_of(value, timezone=load_workspace(root).config.timezone)
+
+
+def status_command(
+    kind: str, action: str, done: str, doc: str, change: Callable[[Path, str, str], str]
+) -> Callable[..., None]:
+    """A ``<kind> <action> NAME [--json]`` command: ``change(workspace, name, action)``
+    returns the new status, reported as ``<Kind> NAME <done>: now <status>.``."""
+
+    def command(ctx: typer.Context, name: str, json_output: JsonOpt = False) -> None:
+        out = Output(json_mode=json_output)
+        try:
+            status = change(ctx.obj.workspace, name, action)
+        except ActivatorError as exc:
+            raise fail(out, exc) from None
+        if json_output:
+            out.emit_json({kind: name, "status": status})
+        else:
+            out.say(f"{kind.capitalize()} [bold]{escape(name)}[/] {done}: now {status}.")
+
+    command.__doc__ = doc
+    # The argument's help names the kind (set here: the annotation cannot name a local).
+    command.__annotations__["name"] = Annotated[str, typer.Argument(help=f"The {kind}'s name.")]
+    return command

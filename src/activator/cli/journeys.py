@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.tree import Tree
 
-from activator.cli.common import AsOfOpt, JsonOpt, fail, workspace_as_of
+from activator.cli.common import AsOfOpt, JsonOpt, fail, status_command, workspace_as_of
 from activator.cli.output import Output
 from activator.errors import ActivatorError
 
@@ -172,25 +172,22 @@ def simulate(
 
 
 def _status_command(action: str, done: str) -> Any:
-    def command(ctx: typer.Context, name: NameArg, json_output: JsonOpt = False) -> None:
+    def change(root: Path, name: str, what: str) -> str:
         from activator.services.journey import set_journey_status
 
-        out = Output(json_mode=json_output)
-        try:
-            status = set_journey_status(ctx.obj.workspace, name, action)
-        except ActivatorError as exc:
-            raise fail(out, exc) from None
-        if json_output:
-            out.emit_json({"journey": name, "status": status})
-        else:
-            out.say(f"Journey [bold]{escape(name)}[/] {done}: now {status}.")
+        return set_journey_status(root, name, what)
 
-    command.__doc__ = {
-        "pause": "Pause a journey: no runs; travellers stay where they are until resumed.",
-        "resume": "Resume a paused journey: it runs on its schedule again.",
-        "end": "End a journey: no one enters and no one moves any more.",
-    }[action]
-    return command
+    return status_command(
+        "journey",
+        action,
+        done,
+        {
+            "pause": "Pause a journey: no runs; travellers stay where they are until resumed.",
+            "resume": "Resume a paused journey: it runs on its schedule again.",
+            "end": "End a journey: no one enters and no one moves any more.",
+        }[action],
+        change,
+    )
 
 
 journey_app.command("pause")(_status_command("pause", "paused"))

@@ -304,6 +304,17 @@ class _Leaf:
     value: Callable[[ir.Table], ir.Value] | None
 
 
+@dataclass(frozen=True)
+class _Activity:
+    """An activity condition (campaign sends, journey travels) as columns of the wide table:
+    whether it is met, the count it compares, and the latest value of a column (journey
+    status ``in``: the node the customer is at)."""
+
+    met: Callable[[ir.Table], ir.BooleanValue]
+    count: Callable[[ir.Table], ir.Value]
+    latest: Callable[[ir.Table], ir.Value]
+
+
 @dataclass
 class _Plan:
     """The wide table of one rule segment: customers plus the conditions' aggregates."""
@@ -601,68 +612,85 @@ class _Plan:
         """Sends of a campaign: the number of distinct runs with a matching send, and the
         first and last matching send times, per customer."""
         recipients = self.ctx.activity(RECIPIENTS_TABLE) if self.ctx.activity else None
-        op, expected = _times_comparison(node)
-        dates = self._dates()
-        if recipients is None:
-            # No campaign has run yet: everyone has 0 sends and no send times, so the
-            # condition means what it would over an empty table (``times < 3`` holds).
-            sent_type: dt.DataType = dt.Timestamp(timezone="UTC")
-
-            def runs(wide: ir.Table) -> ir.Value:
-                return ibis.literal(0, type="int64")
-
-            def first(wide: ir.Table) -> ir.Value:
-                return ibis.null(sent_type)
-
-            def last(wide: ir.Table) -> ir.Value:
-                return ibis.null(sent_type)
-
-        else:
+        if recipients is not None:
             for column in (
                 "campaign", "run_id", self.key, "sub_audience", "treatment_group", "control",
                 "destination", "action", "sent_at",
             ):  # fmt: skip
                 self._require_column(recipients, column, RECIPIENTS_TABLE, path)
-            sent_type = recipients["sent_at"].type()
-            if not sent_type.is_timestamp():
-                raise CompileError(
-                    f"{path}: {RECIPIENTS_TABLE}.sent_at is {sent_type}, not a timestamp"
-                )
-            sent = self._sends(recipients, node)
-            join_key, runs_name = self._name("k"), self._name("runs")
-            first_name, last_name = self._name("first"), self._name("last")
-            measures: dict[str, ir.Value] = {runs_name: sent["run_id"].nunique()}
-            # Send times only where a condition looks at them.
+        # No campaign has run yet: everyone has 0 sends and no send times, so the condition
+        # means what it would over an empty table (``times < 3`` holds).
+        activity = self._activity(
+            None if recipients is None else self._sends(recipients, node),
+            customer=self.key,
+            counted="run_id",
+            at=("sent_at", f"{RECIPIENTS_TABLE}.sent_at"),
+            node=node,
+            path=path,
+        )
+        return _Leaf(path, node, activity.met, activity.count)
+
+    def _activity(
+        self,
+        rows: ir.Table | None,
+        *,
+        customer: str,
+        counted: str,
+        at: tuple[str, str],
+        node: CampaignActivityCondition | JourneyActivityCondition,
+        path: str,
+        latest: str | None = None,
+    ) -> _Activity:
+        """Per customer, the distinct ``counted`` values of activity ``rows`` (None: there is
+        no activity table yet, so every customer has none), the first and last times of
+        column ``at`` = (column, name for errors) where the condition compares them, and the
+        greatest ``latest`` value; the condition's ``times``, ``first`` and ``last`` over them.
+        """
+        dates = self._dates()
+        column, shown = at
+        op, expected = (">=", 1) if node.times is None else (str(node.times.op), node.times.value)
+        names = {k: self._name(k) for k in ("k", "count", "first", "last", "latest")}
+        time_type: dt.DataType = dt.Timestamp(timezone="UTC")
+        if rows is not None:
+            time_type = rows[column].type()
+            if not time_type.is_timestamp():
+                raise CompileError(f"{path}: {shown} is {time_type}, not a timestamp")
+            measures: dict[str, ir.Value] = {names["count"]: rows[counted].nunique()}
+            # Times only where a condition looks at them.
             if node.first is not None:
-                measures[first_name] = sent["sent_at"].min()
+                measures[names["first"]] = rows[column].min()
             if node.last is not None:
-                measures[last_name] = sent["sent_at"].max()
-            per_customer = sent.group_by(**{join_key: sent[self.key]}).aggregate(**measures)
-            self._join(per_customer, join_key)
+                measures[names["last"]] = rows[column].max()
+            if latest is not None:
+                measures[names["latest"]] = rows[latest].max()
+            per_customer = rows.group_by(**{names["k"]: rows[customer]}).aggregate(**measures)
+            self._join(per_customer, names["k"])
 
-            def runs(wide: ir.Table) -> ir.Value:
-                return wide[runs_name].fill_null(0)
+        def value(name: str, empty: ir.Value) -> Callable[[ir.Table], ir.Value]:
+            return (lambda wide: empty) if rows is None else (lambda wide: wide[names[name]])
 
-            def first(wide: ir.Table) -> ir.Value:
-                return wide[first_name]
+        count = value("count", ibis.literal(0, type="int64"))
+        first = value("first", ibis.null(time_type))
+        last = value("last", ibis.null(time_type))
 
-            def last(wide: ir.Table) -> ir.Value:
-                return wide[last_name]
-
-        def when(column: ir.Value, comparison: DateComparison, where: str) -> ir.BooleanValue:
+        def when(moment: ir.Value, comparison: DateComparison, where: str) -> ir.BooleanValue:
             return _true(
-                _date_predicate(column, sent_type, comparison.op, comparison.value, dates, where)
+                _date_predicate(moment, time_type, comparison.op, comparison.value, dates, where)
             )
 
         def met(wide: ir.Table) -> ir.BooleanValue:
-            result = _true(compare(runs(wide), op, expected, f"{path}.times"))
+            result = _true(compare(count(wide).fill_null(0), op, expected, f"{path}.times"))
             if node.first is not None:
                 result = result & when(first(wide), node.first, f"{path}.first")
             if node.last is not None:
                 result = result & when(last(wide), node.last, f"{path}.last")
             return result
 
-        return _Leaf(path, node, met, runs)
+        return _Activity(
+            met=met,
+            count=lambda wide: count(wide).fill_null(0),
+            latest=value("latest", ibis.null("string")),
+        )
 
     def _sends(self, recipients: ir.Table, node: CampaignActivityCondition) -> ir.Table:
         """The recipients rows an activity condition counts."""
@@ -701,78 +729,24 @@ class _Plan:
             where, message = problems[0]
             raise CompileError(f"{where}: {message}")
         log = self.ctx.activity(LOG_TABLE) if self.ctx.activity else None
-        dates = self._dates()
-        at_node = node.status == "in"
-        op, expected = (">=", 1) if node.times is None else (str(node.times.op), node.times.value)
-        if log is None:
-            # No journey has run yet: nobody has travelled, so the condition means what it
-            # would over an empty log.
-            time_type: dt.DataType = dt.Timestamp(timezone="UTC")
-
-            def entries(wide: ir.Table) -> ir.Value:
-                return ibis.literal(0, type="int64")
-
-            def where_now(wide: ir.Table) -> ir.Value:
-                return ibis.null("string")
-
-            def first(wide: ir.Table) -> ir.Value:
-                return ibis.null(time_type)
-
-            def last(wide: ir.Table) -> ir.Value:
-                return ibis.null(time_type)
-
-        else:
+        if log is not None:
             for column in (
                 "journey", "traveller", "entry", "node", "parent", "path", "entered_at", "stage",
             ):  # fmt: skip
                 self._require_column(log, column, LOG_TABLE, path)
-            time_type = log["entered_at"].type()
-            if not time_type.is_timestamp():
-                raise CompileError(
-                    f"{path}: {LOG_TABLE}.entered_at is {time_type}, not a timestamp"
-                )
-            rows = self._travels(log, node)
-            join_key, entries_name = self._name("k"), self._name("entries")
-            node_name = self._name("node")
-            first_name, last_name = self._name("first"), self._name("last")
-            measures: dict[str, ir.Value] = {entries_name: rows["entry"].nunique()}
-            if at_node:
-                # One open position per traveller: where they are now.
-                measures[node_name] = rows["node"].max()
-            # Row times only where a condition looks at them.
-            if node.first is not None:
-                measures[first_name] = rows["entered_at"].min()
-            if node.last is not None:
-                measures[last_name] = rows["entered_at"].max()
-            per_customer = rows.group_by(**{join_key: rows["traveller"]}).aggregate(**measures)
-            self._join(per_customer, join_key)
-
-            def entries(wide: ir.Table) -> ir.Value:
-                return wide[entries_name].fill_null(0)
-
-            def where_now(wide: ir.Table) -> ir.Value:
-                return wide[node_name]
-
-            def first(wide: ir.Table) -> ir.Value:
-                return wide[first_name]
-
-            def last(wide: ir.Table) -> ir.Value:
-                return wide[last_name]
-
-        def when(column: ir.Value, comparison: DateComparison, where: str) -> ir.BooleanValue:
-            return _true(
-                _date_predicate(column, time_type, comparison.op, comparison.value, dates, where)
-            )
-
-        def met(wide: ir.Table) -> ir.BooleanValue:
-            result = _true(compare(entries(wide), op, expected, f"{path}.times"))
-            if node.first is not None:
-                result = result & when(first(wide), node.first, f"{path}.first")
-            if node.last is not None:
-                result = result & when(last(wide), node.last, f"{path}.last")
-            return result
-
-        return _Leaf(path, node, met, where_now if at_node else entries)
+        at_node = node.status == "in"
+        # No journey has run yet: nobody has travelled, so the condition means what it would
+        # over an empty log. Status ``in``: one open position per traveller, where they are.
+        activity = self._activity(
+            None if log is None else self._travels(log, node),
+            customer="traveller",
+            counted="entry",
+            at=("entered_at", f"{LOG_TABLE}.entered_at"),
+            node=node,
+            path=path,
+            latest="node" if at_node else None,
+        )
+        return _Leaf(path, node, activity.met, activity.latest if at_node else activity.count)
 
     def _travels(self, log: ir.Table, node: JourneyActivityCondition) -> ir.Table:
         """The travel log rows a journey activity condition counts."""

@@ -18,7 +18,7 @@ Output rows = input rows + expansion − shrink.
 
 from __future__ import annotations
 
-__all__ = ["MappedBatch", "Mapper", "MappingTotals"]
+__all__ = ["MappedBatch", "Mapper", "MappingTotals", "merged_sources"]
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from activator.definitions.mapping import FieldMapping, SourceRef, mapping_sources
+from activator.definitions.mapping import FieldMapping, MappingSources, SourceRef, mapping_sources
 from activator.errors import ConfigError
 from activator.mapping.platforms import hash_for_platform
 from activator.mapping.transforms import apply_transform
@@ -255,3 +255,15 @@ def _missing_hint(ref: SourceRef) -> str:
             f"{ref.table!r} and its column {ref.name!r} exist in the data model"
         )
     return f"check that the customer table has a column {ref.name!r}"
+
+
+def merged_sources(mappers: list[Mapper | None]) -> MappingSources | None:
+    """What several deliveries' mappings read together, so one query serves them all (None:
+    one of them has no mapping and sends the customer table's columns as they are)."""
+    if any(m is None for m in mappers):
+        return None
+    merged: dict[str, Any] = {}
+    for mapper in mappers:
+        assert mapper is not None
+        merged.update(mapper.mapping)
+    return mapping_sources(merged)

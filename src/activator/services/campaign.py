@@ -31,11 +31,11 @@ from activator.compiler.campaign import ACTION, CONTROL, GROUP, SUB, GroupQuota
 from activator.compiler.segment import CompileContext
 from activator.definitions.campaign import CampaignDefinition
 from activator.definitions.files import FileDestination, template_fields
-from activator.definitions.mapping import FieldMapping, MappingSources, mapping_sources
+from activator.definitions.mapping import FieldMapping
 from activator.definitions.segment import SegmentDefinition
 from activator.engines.base import Engine
 from activator.errors import ConfigError
-from activator.mapping.mapper import Mapper
+from activator.mapping.mapper import Mapper, merged_sources
 from activator.runtime.campaign import (
     CONTROL_PART,
     DELIVERY,
@@ -143,17 +143,6 @@ def _columns(
     return list(dict.fromkeys([*mapper.sources.batch_columns, *per_row]))
 
 
-def _sources(mappers: list[Mapper | None]) -> MappingSources | None:
-    """What every delivery reads together (None: one sends the customer table as it is)."""
-    if any(m is None for m in mappers):
-        return None
-    merged: dict[str, Any] = {}
-    for mapper in mappers:
-        assert mapper is not None
-        merged.update(mapper.mapping)
-    return mapping_sources(merged)
-
-
 def _deliveries(
     store: MetadataStore, definition: CampaignDefinition
 ) -> tuple[dict[str, Any], list[Route]]:
@@ -220,7 +209,7 @@ def campaign_run_plan(
         )
         for route, mapper in zip(found, mappers, strict=True)
     ]
-    sources = _sources(mappers)
+    sources = merged_sources(mappers)
 
     def rows(engine: Engine) -> ir.Table:
         ctx = compile_context(ws, store, engine, run.as_of)
@@ -586,7 +575,7 @@ def _preview_deliveries(
     _, found = _deliveries(store, definition)
     mappers = [_mapper(route, definition, "plan", as_of) for route in found]
     rows = rows_to_send(
-        audience, definition, found, ctx=ctx, sources=_sources(mappers), table=engine.table
+        audience, definition, found, ctx=ctx, sources=merged_sources(mappers), table=engine.table
     )
     key = ws.config.data_model.customers.key
     customer_columns = list(engine.table(ws.config.data_model.customers.table).columns)

@@ -33,10 +33,9 @@ import ibis.expr.types as ir
 from activator.compiler.journey import LOG_TABLE
 from activator.definitions.files import FileDestination, template_fields
 from activator.definitions.journey import ActivateNode, JourneyDefinition, PercentSplitNode, edges
-from activator.definitions.mapping import mapping_sources
 from activator.engines.base import Engine
 from activator.errors import ConfigError
-from activator.mapping.mapper import Mapper
+from activator.mapping.mapper import Mapper, merged_sources
 from activator.runtime.journey import StepCounts, ensure_log, node_counts, run_rows, sends, step
 from activator.runtime.results import conversion_lift, rate_interval
 from activator.runtime.runner import DeliveryPlan, RunPlan
@@ -150,13 +149,7 @@ def journey_run_plan(
         )
         for send, mapper in zip(found, mappers, strict=True)
     ]
-    sources = None
-    if all(m is not None for m in mappers):
-        merged: dict[str, Any] = {}
-        for mapper in mappers:
-            assert mapper is not None
-            merged.update(mapper.mapping)
-        sources = mapping_sources(merged)
+    sources = merged_sources(mappers)
 
     def rows(engine: Engine) -> ir.Table:
         _step_once(ws, store, engine, run, definition)

@@ -11,19 +11,19 @@ FROM (
     `t2`.`born`,
     `t2`.`seen_at`,
     `t15`.`__act1_k`,
-    `t15`.`__act2_entries`,
-    `t15`.`__act3_node`,
+    `t15`.`__act2_count`,
+    `t15`.`__act5_latest`,
     `t11`.`__act6_k`,
-    `t11`.`__act7_entries`,
+    `t11`.`__act7_count`,
     `t12`.`__act11_k`,
-    `t12`.`__act12_entries`,
-    `t12`.`__act14_first`
+    `t12`.`__act12_count`,
+    `t12`.`__act13_first`
   FROM `customers` AS `t2`
   LEFT OUTER JOIN (
     SELECT
       `t13`.`traveller` AS `__act1_k`,
-      COUNT(DISTINCT `t13`.`entry`) AS `__act2_entries`,
-      MAX(`t13`.`node`) AS `__act3_node`
+      COUNT(DISTINCT `t13`.`entry`) AS `__act2_count`,
+      MAX(`t13`.`node`) AS `__act5_latest`
     FROM (
       SELECT
         `t7`.`journey`,
@@ -78,7 +78,7 @@ FROM (
   LEFT OUTER JOIN (
     SELECT
       `t3`.`traveller` AS `__act6_k`,
-      COUNT(DISTINCT `t3`.`entry`) AS `__act7_entries`
+      COUNT(DISTINCT `t3`.`entry`) AS `__act7_count`
     FROM (
       SELECT
         *
@@ -97,8 +97,8 @@ FROM (
   LEFT OUTER JOIN (
     SELECT
       `t4`.`traveller` AS `__act11_k`,
-      COUNT(DISTINCT `t4`.`entry`) AS `__act12_entries`,
-      MIN(`t4`.`entered_at`) AS `__act14_first`
+      COUNT(DISTINCT `t4`.`entry`) AS `__act12_count`,
+      MIN(`t4`.`entered_at`) AS `__act13_first`
     FROM (
       SELECT
         *
@@ -115,10 +115,10 @@ FROM (
     ON `t2`.`customer_id` = `t12`.`__act11_k`
 ) AS `t16`
 WHERE
-  COALESCE(COALESCE(`t16`.`__act2_entries`, 0) >= 1, FALSE)
+  COALESCE(COALESCE(`t16`.`__act2_count`, 0) >= 1, FALSE)
   AND NOT (
-    COALESCE(COALESCE(`t16`.`__act7_entries`, 0) >= 1, FALSE)
+    COALESCE(COALESCE(`t16`.`__act7_count`, 0) >= 1, FALSE)
   )
-  AND COALESCE(COALESCE(`t16`.`__act12_entries`, 0) < 3, FALSE)
-  AND COALESCE(`t16`.`__act14_first` >= TIMESTAMP('2025-12-15T23:00:00+00:00'), FALSE)
+  AND COALESCE(COALESCE(`t16`.`__act12_count`, 0) < 3, FALSE)
+  AND COALESCE(`t16`.`__act13_first` >= TIMESTAMP('2025-12-15T23:00:00+00:00'), FALSE)
   AND `t16`.`customer_id` IS NOT NULL

@@ -11,14 +11,14 @@ FROM (
     `t2`.`born`,
     `t2`.`seen_at`,
     `t7`.`__act1_k`,
-    `t7`.`__act2_runs`,
-    `t8`.`__act5_k`,
-    `t8`.`__act6_runs`
+    `t7`.`__act2_count`,
+    `t8`.`__act6_k`,
+    `t8`.`__act7_count`
   FROM `customers` AS `t2`
   LEFT OUTER JOIN (
     SELECT
       `t3`.`customer_id` AS `__act1_k`,
-      COUNT(DISTINCT `t3`.`run_id`) AS `__act2_runs`
+      COUNT(DISTINCT `t3`.`run_id`) AS `__act2_count`
     FROM (
       SELECT
         *
@@ -36,8 +36,8 @@ FROM (
     ON `t2`.`customer_id` = `t7`.`__act1_k`
   LEFT OUTER JOIN (
     SELECT
-      `t4`.`customer_id` AS `__act5_k`,
-      COUNT(DISTINCT `t4`.`run_id`) AS `__act6_runs`
+      `t4`.`customer_id` AS `__act6_k`,
+      COUNT(DISTINCT `t4`.`run_id`) AS `__act7_count`
     FROM (
       SELECT
         *
@@ -53,14 +53,14 @@ FROM (
     GROUP BY
       1
   ) AS `t8`
-    ON `t2`.`customer_id` = `t8`.`__act5_k`
+    ON `t2`.`customer_id` = `t8`.`__act6_k`
 ) AS `t9`
 WHERE
   COALESCE(`t9`.`flag` = TRUE, FALSE)
   AND NOT (
-    COALESCE(COALESCE(`t9`.`__act2_runs`, 0) >= 1, FALSE)
+    COALESCE(COALESCE(`t9`.`__act2_count`, 0) >= 1, FALSE)
   )
   AND NOT (
-    COALESCE(COALESCE(`t9`.`__act6_runs`, 0) >= 3, FALSE)
+    COALESCE(COALESCE(`t9`.`__act7_count`, 0) >= 3, FALSE)
   )
   AND `t9`.`customer_id` IS NOT NULL
