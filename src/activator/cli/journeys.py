@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.tree import Tree
 
-from activator.cli.common import AsOfOpt, JsonOpt, fail, status_command, workspace_as_of
+from activator.cli.common import JsonOpt, fail, status_command, workspace_as_of
 from activator.cli.output import Output
 from activator.errors import ActivatorError
 
@@ -31,7 +31,14 @@ NameArg = Annotated[str, typer.Argument(help="The journey's name.")]
 def show(
     ctx: typer.Context,
     name: NameArg,
-    as_of: AsOfOpt = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="End of the milestones' 7/30/90-day windows (date or ISO timestamp; default: "
+            "now). The node counters are those of the travel log as it is.",
+        ),
+    ] = None,
     goal: Annotated[
         str | None,
         typer.Option(help="Goal segment the percent splits are compared on (default: first)."),
@@ -217,7 +224,8 @@ def log(
     table = Table("time", "customer", "entry", "stage", "node", "from", "path", "control", "run")
     for r in rows:
         table.add_row(
-            str(r["entered_at"])[:16], escape(str(r["traveller"])), str(r["entry"]),
+            str(r["entered_at"])[:16].replace("T", " "),
+            escape(str(r["traveller"])), str(r["entry"]),
             r["stage"], escape(r["node"] or ""), escape(r["parent"] or ""),
             escape(r["path"] or ""), "yes" if r["control"] else "", r["run_id"],
         )  # fmt: skip

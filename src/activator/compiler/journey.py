@@ -23,6 +23,9 @@ stage          ``start`` (reached the node), ``complete`` (left it, moving on), 
                the journey at it), ``orphan`` (its node was removed by a new version: left),
                ``goal`` (reached a goal there; stays), ``lapse`` (stopped qualifying after
                leaving: may re-enter)
+step           the step of the run that wrote the row: 0 for orphans, exits by segment,
+               lapses, entries and goals; ``k + 1`` for round ``k`` of advancing (with the stage,
+               it orders a traveller's rows of one run)
 =============  ===================================================================================
 
 A traveller's **position** is the ``start`` row of a node with no ``complete``, ``exit`` or
@@ -90,6 +93,7 @@ LOG_COLUMNS: dict[str, idt.DataType | None] = {
     "qualified": idt.boolean,
     "run_id": idt.string,
     "stage": idt.string,
+    "step": idt.int64,
 }
 """The travel log's columns in order, with their types (the traveller's is the key's)."""
 

@@ -160,6 +160,7 @@ def step(
             "version": version,
             "entered_at": timestamp(as_of),
             "run_id": run_id,
+            "step": 0,
         }
         return log_rows(table, key_type, **{**base, **values})
 
@@ -252,6 +253,7 @@ def step(
                 path=ibis.ifelse(ends, decided._path.fill_null("end"), decided._path),
                 qualified=ibis.ifelse(ends, qualifies(decided, flags), ibis.null("boolean")),
                 stage=ibis.ifelse(ends, ibis.literal("exit"), ibis.literal("complete")),
+                step=depth + 1,
             )
         )
         arriving = decided.filter(decided._target.notnull())
@@ -270,6 +272,7 @@ def step(
                 path=arrived._path,
                 due_at=arrived.due_at,
                 stage="start",
+                step=depth + 1,
             )
         )
         frontier = arrived.pipe(travellers)

@@ -20,6 +20,7 @@ __all__ = [
 ]
 
 import dataclasses
+import difflib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,9 +60,12 @@ def applied_journey(store: MetadataStore, name: str) -> tuple[StoredDefinition, 
     """
     stored = store.get("journey", name)
     if stored is None:
+        known = sorted(d.name for d in store.current("journey"))
+        close = difflib.get_close_matches(name, known, n=1)
         raise ConfigError(
             f"no applied journey named {name!r}",
-            hint="run `activator apply` after adding or changing definitions",
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + "run `activator apply` after adding or changing definitions",
         )
     return stored, JourneyDefinition.model_validate(stored.spec)
 
@@ -265,7 +269,9 @@ def set_journey_status(root: Path, name: str, action: str) -> str:
         name,
         action,
         {
-            "pause": ({"draft", "active"}, "paused"),
+            # Only an active journey pauses: a draft does not run on a schedule anyway, and
+            # resuming makes a journey active.
+            "pause": ({"active"}, "paused"),
             "resume": ({"paused"}, "active"),
             "end": ({"draft", "active", "paused"}, "ended"),
         },
@@ -569,15 +575,25 @@ def journey_log(
         mine = log.filter(log.journey == name)
         if customer is not None:
             mine = mine.filter(mine.traveller.cast("string") == customer)
-        order = ibis.cases((mine.stage == "start", 1), (mine.stage == "goal", 2), else_=0)
+        # Newest first: a run's rows by step, and within a step in the order they happen
+        # (leaving a node, lapsing, entering, then a goal reached on arrival).
+        happened = ibis.cases(
+            (mine.stage == "lapse", 1), (mine.stage == "start", 2), (mine.stage == "goal", 3),
+            else_=0,
+        )  # fmt: skip
         mine = mine.order_by(
-            [ibis.desc(mine.entered_at), mine.traveller, ibis.desc(mine.entry), order]
+            [
+                ibis.desc(mine.entered_at),
+                mine.traveller,
+                ibis.desc(mine.entry),
+                ibis.desc(mine.step),
+                ibis.desc(happened),
+                mine.node,
+            ]
         ).limit(limit)
-        found: list[dict[str, Any]] = engine.to_pyarrow(
-            mine.mutate(
-                entered_at=mine.entered_at.cast("string"),
-                entry_at=mine.entry_at.cast("string"),
-                due_at=mine.due_at.cast("string"),
-            )
-        ).to_pylist()
+        found: list[dict[str, Any]] = engine.to_pyarrow(mine).to_pylist()
+        for row in found:
+            for column in ("entered_at", "entry_at", "due_at"):
+                if row[column] is not None:
+                    row[column] = row[column].isoformat()
         return found

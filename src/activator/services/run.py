@@ -117,6 +117,7 @@ def run_json(run: RunSummary) -> dict[str, Any]:
                 "destination": d.get("destination", label.partition(":")[0]),
                 "sub_audience": d.get("sub_audience"),
                 "group": d.get("group"),
+                **({"node": d["node"]} if "node" in d else {}),
                 "action": d.get("action", "add"),
                 **{k: d.get(k, 0) for k in _DELIVERY_COUNTS},
             }

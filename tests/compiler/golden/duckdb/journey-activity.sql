@@ -39,7 +39,8 @@ FROM (
         "t7"."due_at",
         "t7"."qualified",
         "t7"."run_id",
-        "t7"."stage"
+        "t7"."stage",
+        "t7"."step"
       FROM (
         SELECT
           *
