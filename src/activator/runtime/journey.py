@@ -31,6 +31,7 @@ from __future__ import annotations
 
 __all__ = [
     "StepCounts",
+    "drop_staging",
     "ensure_log",
     "node_counts",
     "run_rows",
@@ -97,6 +98,13 @@ def ensure_log(engine: Engine, key_type: idt.DataType, table: str = LOG_TABLE) -
 
 def _staging(tag: str, what: str) -> str:
     return f"journey_{what}_{tag}"
+
+
+def drop_staging(engine: Engine, tag: str) -> None:
+    """Drop the staging tables of the run ``tag`` (left behind by an interrupted step)."""
+    for name in engine.list_dataplane_tables():
+        if name.startswith("journey_") and name.endswith(f"_{tag}"):
+            engine.backend.drop_table(name, database=engine.dataplane_schema, force=True)
 
 
 def step(

@@ -37,7 +37,15 @@ from activator.definitions.journey import ActivateNode, JourneyDefinition, Perce
 from activator.engines.base import Engine
 from activator.errors import ConfigError
 from activator.mapping.mapper import Mapper, merged_sources
-from activator.runtime.journey import StepCounts, ensure_log, node_counts, run_rows, sends, step
+from activator.runtime.journey import (
+    StepCounts,
+    drop_staging,
+    ensure_log,
+    node_counts,
+    run_rows,
+    sends,
+    step,
+)
 from activator.runtime.results import conversion_lift, rate_interval
 from activator.runtime.runner import DeliveryPlan, RunPlan
 from activator.runtime.sources import with_attributes
@@ -212,6 +220,8 @@ def _step_once(
         log = ensure_log(engine, key_type)
         already = run_rows(log, definition.name, run.run_id).count()
         if int(engine.to_pyarrow(already.name("n").as_table())["n"][0].as_py()):
+            # Interrupted after its INSERT: the rows stand; the staging tables may remain.
+            drop_staging(engine, run.run_id.replace("-", ""))
             store.update_task(
                 run.run_id, "step", status="succeeded", counts=_recount(engine, run, definition)
             )
