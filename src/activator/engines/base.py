@@ -163,6 +163,18 @@ class Engine(ABC):
             name, obj, database=self.dataplane_schema, overwrite=overwrite
         )
 
+    def create_staging_table(self, name: str, obj: ir.Table) -> ir.Table:
+        """Materialise an intermediate result of a run (replacing any table of that name).
+
+        Nothing needs it after the run's process: a resumed run computes it again. The
+        default is a data-plane table; engines with cheaper temporary tables use those.
+        """
+        return self.create_dataplane_table(name, obj, overwrite=True)
+
+    def drop_staging_table(self, name: str) -> None:
+        """Drop a table made by :meth:`create_staging_table` (nothing if it is gone)."""
+        self.backend.drop_table(name, database=self.dataplane_schema, force=True)
+
     def to_pyarrow(self, expr: ir.Expr) -> pa.Table:
         """Run an expression and return the whole result as an Arrow table."""
         return self.backend.to_pyarrow(expr)

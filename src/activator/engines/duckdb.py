@@ -212,6 +212,15 @@ class DuckDBEngine(Engine):
         con.execute("COMMIT")
         return table
 
+    def create_staging_table(self, name: str, obj: ir.Table) -> ir.Table:
+        """A temporary table: written to memory (spilling to DuckDB's temporary folder), never
+        to the database file, and gone with the connection, even after a crash."""
+        return self.backend.create_table(name, obj, temp=True, overwrite=True)
+
+    def drop_staging_table(self, name: str) -> None:
+        """Drop a temporary table made by :meth:`create_staging_table`."""
+        self.backend.con.execute(f"DROP TABLE IF EXISTS temp.main.{_quoted(name)}")
+
     def stream(self, expr: ir.Expr, *, rows_per_batch: int = 100_000) -> pa.RecordBatchReader:
         """Stream on a cursor of its own (DuckDB's second connection to the same database).
 
@@ -344,3 +353,8 @@ def _command_line() -> str:
     argv = list(sys.argv) or ["python"]
     argv[0] = Path(argv[0]).name or argv[0]
     return shlex.join(argv)
+
+
+def _quoted(name: str) -> str:
+    """An SQL identifier, double-quoted."""
+    return '"' + name.replace('"', '""') + '"'

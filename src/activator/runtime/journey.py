@@ -101,7 +101,8 @@ def _staging(tag: str, what: str) -> str:
 
 
 def drop_staging(engine: Engine, tag: str) -> None:
-    """Drop the staging tables of the run ``tag`` (left behind by an interrupted step)."""
+    """Drop the staging tables of the run ``tag`` that an interrupted step left in the data
+    plane (engines whose staging tables are temporary leave none)."""
     for name in engine.list_dataplane_tables():
         if name.startswith("journey_") and name.endswith(f"_{tag}"):
             engine.backend.drop_table(name, database=engine.dataplane_schema, force=True)
@@ -143,7 +144,7 @@ def step(
     def freeze(what: str, expr: ir.Table) -> ir.Table:
         name = _staging(tag, what)
         staged.append(name)
-        return engine.create_dataplane_table(name, expr, overwrite=True)
+        return engine.create_staging_table(name, expr)
 
     say("evaluating the journey's segments")
     evaluated = segment_flags(ctx, flags.segments)
@@ -295,7 +296,7 @@ def step(
     counts = _counts(engine, moves)
     counts.rounds = rounds
     for name in staged:
-        engine.backend.drop_table(name, database=engine.dataplane_schema, force=True)
+        engine.drop_staging_table(name)
     return counts
 
 
@@ -310,13 +311,11 @@ def _entries(
     lapses (``traveller``, ``entry``: stopped qualifying after leaving)."""
     candidates = flagged.filter(qualifies(flagged, flags) & ~any_of(flagged, flags.exit))
     travelling = at.select(_t=at.traveller)
-    # .view(): two anti-joins in one SELECT leave "LEFT ANTI JOIN" in PostgreSQL's SQL
-    # (SQLGlot 28.9 rewrites only every other one into NOT EXISTS).
-    candidates = candidates.anti_join(travelling, candidates.traveller == travelling._t).view()
     # Entries are the start rows without a parent: a small part of the log to aggregate.
     began = mine.filter((mine.stage == "start") & mine.parent.isnull())
     history = began.group_by(_t=began.traveller).aggregate(_last=began.entry.max())
     if definition.start.reentry == "never":
+        # Whoever travels now entered before: the history alone keeps them out.
         fresh = candidates.anti_join(history, candidates.traveller == history._t)
         # CAST(1 AS BIGINT): a bare 1 would make an INT column in Spark's CREATE TABLE AS.
         return fresh.mutate(entry=ibis.literal(1).cast("int64")), None
@@ -325,6 +324,9 @@ def _entries(
         | (mine.stage == "lapse")
     ).select(_rt=mine.traveller, _re=mine.entry)
     released = released.distinct()
+    # .view(): two anti-joins in one SELECT leave "LEFT ANTI JOIN" in PostgreSQL's SQL
+    # (SQLGlot 28.9 rewrites only every other one into NOT EXISTS).
+    candidates = candidates.anti_join(travelling, candidates.traveller == travelling._t).view()
     joined = candidates.left_join(history, candidates.traveller == history._t)
     joined = joined.left_join(
         released, [joined.traveller == released._rt, joined._last == released._re]
