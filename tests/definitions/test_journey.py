@@ -635,7 +635,7 @@ def test_validate_reports_every_unknown_segment_and_destination_of_a_journey(sho
         JOURNEY.replace("new-custmers", "first-time-buyers")
         .replace("first-time-buyer]", "first-time-buyers]")
         .replace("buyers-7d", "first-time-buyers")
-        .replace("{destination: sms}", "{destination: esp}")
+        .replace("{destination: esp}, {destination: sms}", "{destination: esp}")
         .replace("vips", "new-customers")
     )
     (shop / "journeys" / "welcome.yml").write_text(fixed)
@@ -668,4 +668,16 @@ def test_path_names_are_unique_in_a_split_and_everyone_else_is_reserved() -> Non
     reserved = _split("s", {"everyone-else": "done"}, "done")
     assert _errors([reserved, _exit("done")]) == [
         "nodes[0].conditional_split: the path name 'everyone-else' is reserved for `otherwise`"
+    ]
+
+
+def test_an_activate_node_names_each_destination_once() -> None:
+    node = {
+        "id": "s",
+        "type": "activate",
+        "destinations": [{"destination": "esp"}, {"destination": "esp", "mapping": {"e": "email"}}],
+        "next": "done",
+    }
+    assert _errors([node, _exit("done")]) == [
+        "nodes[0].activate: a destination is listed twice: esp"
     ]

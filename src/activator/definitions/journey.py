@@ -128,6 +128,14 @@ class ActivateNode(_Node):
     destinations: list[DestinationUse] = Field(min_length=1)
     next: NodeId | None = None
 
+    @model_validator(mode="after")
+    def _each_destination_once(self) -> ActivateNode:
+        names = [use.destination for use in self.destinations]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"a destination is listed twice: {', '.join(twice)}")
+        return self
+
 
 class DelayNode(_Node):
     """Hold travellers for a minimum wait; they move on at the first run at or after it."""
