@@ -411,9 +411,11 @@ class Crashes:
             landed = _kill_at(process, self.rng.uniform(0.2, 1.0))
         elif moment in ("step", "late step"):
             # A random moment after one of the step's progress events (the last one: up to
-            # the INSERT and beyond, as the step then freezes and appends ~600,000 rows).
+            # the INSERT and just beyond, as the step then freezes and appends ~600,000 rows;
+            # not much later, or on a fast machine the deliveries are over before the kill
+            # and no kill lands mid-delivery).
             message = self.rng.choice(STEP_EVENTS[:-1] if moment == "step" else STEP_EVENTS)
-            extra = self.rng.uniform(0, 3.0 if message == STEP_EVENTS[-1] else 0.4)
+            extra = self.rng.uniform(0, 0.6 if message == STEP_EVENTS[-1] else 0.4)
             before = _events(self.root, self.run_id, message) if self.run_id else 0
 
             def stepped() -> bool:
