@@ -37,6 +37,7 @@ __all__ = [
     "run_rows",
     "sends",
     "step",
+    "step_counts",
 ]
 
 from collections.abc import Callable
@@ -293,7 +294,7 @@ def step(
     say("writing the travel log")
     moves = freeze("moves", ibis.union(*parts, distinct=False))
     engine.backend.insert(log_table, moves, database=engine.dataplane_schema)
-    counts = _counts(engine, moves)
+    counts = step_counts(engine, moves)
     counts.rounds = rounds
     for name in staged:
         engine.drop_staging_table(name)
@@ -348,16 +349,18 @@ def _count(engine: Engine, table: ir.Table) -> int:
     return int(engine.to_pyarrow(table.count().name("n").as_table())["n"][0].as_py())
 
 
-def _counts(engine: Engine, rows: ir.Table) -> StepCounts:
-    grouped = rows.group_by("stage", "node").aggregate(n=rows.count())
+def step_counts(engine: Engine, rows: ir.Table) -> StepCounts:
+    """What a run's travel log ``rows`` say it did: rows per stage and node, entries."""
+    grouped = rows.group_by("stage", "node").aggregate(
+        n=rows.count(), entered=(rows.parent.isnull() & (rows.stage == "start")).sum()
+    )
     counts = StepCounts()
     for item in engine.to_pyarrow(grouped).to_pylist():
         stage, node, n = item["stage"], item["node"], int(item["n"])
         counts.stages[stage] = counts.stages.get(stage, 0) + n
+        counts.entered += int(item["entered"] or 0)
         if node is not None:
             counts.nodes.setdefault(node, {})[stage] = n
-    entered = rows.filter((rows.stage == "start") & rows.parent.isnull())
-    counts.entered = _count(engine, entered)
     return counts
 
 

@@ -45,6 +45,7 @@ from activator.runtime.journey import (
     run_rows,
     sends,
     step,
+    step_counts,
 )
 from activator.runtime.results import conversion_lift, rate_interval
 from activator.runtime.runner import DeliveryPlan, RunPlan
@@ -253,17 +254,7 @@ def _step_json(counts: StepCounts) -> dict[str, Any]:
 
 def _recount(engine: Engine, run: RunSummary, definition: JourneyDefinition) -> dict[str, Any]:
     log = engine.dataplane_table(LOG_TABLE)
-    rows = run_rows(log, definition.name, run.run_id)
-    grouped = rows.group_by("stage", "node").aggregate(
-        n=rows.count(), entered=(rows.parent.isnull() & (rows.stage == "start")).sum()
-    )
-    counts = StepCounts()
-    for item in engine.to_pyarrow(grouped).to_pylist():
-        counts.stages[item["stage"]] = counts.stages.get(item["stage"], 0) + int(item["n"])
-        counts.entered += int(item["entered"] or 0)
-        if item["node"] is not None:
-            counts.nodes.setdefault(item["node"], {})[item["stage"]] = int(item["n"])
-    return _step_json(counts)
+    return _step_json(step_counts(engine, run_rows(log, definition.name, run.run_id)))
 
 
 def set_journey_status(root: Path, name: str, action: str) -> str:

@@ -24,6 +24,7 @@ __all__ = [
 import hashlib
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,7 +36,13 @@ from typing import Any, Literal, Self
 
 from sqlalchemy import Engine, Select, create_engine, event, func, select, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -58,6 +65,7 @@ ERROR_KINDS = ("configuration", "platform")
 """Who has to act on a failed run: the user (fix and restart) or nobody (transient; retried)."""
 
 _SQLITE_BUSY_TIMEOUT_MS = 10_000
+_SQLITE_OPEN_ATTEMPTS = 8
 # PostgreSQL advisory lock taken by apply(): applies are rare, and serialising them keeps two
 # concurrent ones from both creating (or both adding version n+1 to) the same definition.
 _PG_APPLY_LOCK = 0x61637477
@@ -242,7 +250,7 @@ class MetadataStore(RunLogMixin):
         engine = _create_engine(parsed, shown)
         store = cls(engine, shown_url=shown, clock=clock)
         try:
-            upgrade(store._write_engine, shown_url=shown)
+            _upgrade_when_free(store._write_engine, shown)
         except SQLAlchemyError as exc:
             engine.dispose()
             raise StoreError(
@@ -717,6 +725,29 @@ def _create_engine(url: URL, shown: str) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def _upgrade_when_free(engine: Engine, shown: str) -> None:
+    """Migrate, trying again while SQLite says another process holds the file.
+
+    Several processes opening a new SQLite store at once (a scheduler and a CLI command) race
+    to switch it to WAL and to migrate it. SQLite answers some of those races with "database
+    is locked" at once, without waiting out the busy timeout (a connection switching the
+    journal mode while another reads the old one, for instance), so one more attempt after a
+    short pause is the cure; the migration itself is a no-op for whoever comes second.
+    """
+    attempts = 0
+    while True:
+        try:
+            upgrade(engine, shown_url=shown)
+            return
+        except OperationalError as exc:
+            attempts += 1
+            locked = engine.dialect.name == "sqlite" and "locked" in str(exc.orig)
+            if not locked or attempts >= _SQLITE_OPEN_ATTEMPTS:
+                raise
+            engine.dispose()
+            time.sleep(0.05 * attempts)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
