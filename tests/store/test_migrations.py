@@ -24,6 +24,7 @@ TABLES = {
     "ledger_units",
     "rejected_records",
     "run_events",
+    "schedule_state",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "FINISHED_RUN_STATUSES",
     "ApplyResult",
     "DefinitionInput",
     "EventRecord",
@@ -24,6 +25,7 @@ from activator.store.runlog import (
     TaskSummary,
 )
 from activator.store.store import (
+    FINISHED_RUN_STATUSES,
     ApplyResult,
     DefinitionInput,
     MetadataStore,

@@ -167,6 +167,31 @@ class RunRow(Base):
     """Who is executing the run (``host:pid``); a run is claimed by taking the lease."""
     lease_expires: Mapped[datetime | None] = mapped_column(UTCDateTime())
     """The lease lapses at this time unless renewed: a crashed owner stops renewing it."""
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSONDocument, server_default="{}")
+    """What the run was started from, beyond its as-of time: the upstream runs that
+    triggered it (``after``), the missed slots it catches up, the run it restarts."""
+    parent_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    """The group run this run is a member of."""
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """Set by ``runs cancel`` while a live process executes the run: it stops after the
+    unit in flight. The run shows as ``canceling`` until then."""
+
+
+class ScheduleStateRow(Base):
+    """What the scheduler has considered of one activation's schedule.
+
+    Slots at or before ``checked_until`` were run, caught up or deliberately skipped (the
+    activation was paused, or the catch-up policy passed them over); an activation the
+    scheduler sees for the first time starts at that moment (``first_seen``): it does not
+    catch up on slots from before it was scheduled.
+    """
+
+    __tablename__ = "schedule_state"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    checked_until: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class RunTaskRow(Base):

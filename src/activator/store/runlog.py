@@ -36,6 +36,7 @@ from activator.store.models import (
     RunEventRow,
     RunRow,
     RunTaskRow,
+    ScheduleStateRow,
 )
 
 TASK_STATUSES = ("queued", "running", "succeeded", "warning", "failed", "canceled")
@@ -150,6 +151,94 @@ class RunLogMixin:
             row.finished_at = None
             row.error = None
             row.error_kind = None
+
+    def claim_resumable(
+        self, owner: str, ttl: timedelta, *, is_dead: Callable[[str], bool]
+    ) -> str | None:
+        """Take the lease of one interrupted run, oldest first, and return its id.
+
+        Interrupted runs are queued or running runs, not members of a group (their group
+        resumes them), whose lease is free, lapsed, or held by an owner ``is_dead`` says is
+        gone. On PostgreSQL the candidates are read ``FOR UPDATE SKIP LOCKED``: two schedulers
+        looking at once take different runs instead of waiting on each other.
+        """
+        now = self._clock()
+        query = (
+            select(RunRow)
+            .where(
+                RunRow.status.in_(("queued", "running")),
+                RunRow.parent_run_id.is_(None),
+                RunRow.is_test.is_(False),
+            )
+            .order_by(RunRow.created_at, RunRow.run_id)
+            .limit(50)
+            .with_for_update(skip_locked=True)
+        )
+        with (
+            self._guard("claiming an interrupted run"),
+            self._writes() as session,
+            session.begin(),
+        ):
+            for row in session.scalars(query):
+                live = row.lease_expires is not None and row.lease_expires > now
+                if live and (row.lease_owner is None or not is_dead(row.lease_owner)):
+                    continue
+                row.lease_owner = owner
+                row.lease_expires = now + ttl
+                return row.run_id
+        return None
+
+    # -- the scheduler's state ---------------------------------------------------------------
+
+    def schedule_states(self) -> dict[tuple[str, str], tuple[datetime, datetime]]:
+        """(kind, name) → (first seen, checked until) for every activation the scheduler saw."""
+        with self._guard("reading the schedule state"), self._reads() as session:
+            return {
+                (row.kind, row.name): (row.first_seen, row.checked_until)
+                for row in session.scalars(select(ScheduleStateRow))
+            }
+
+    def start_schedules(self, keys: Sequence[tuple[str, str]], at: datetime) -> None:
+        """Record activations the scheduler sees for the first time, as checked until ``at``
+        (an activation does not catch up on slots from before it was scheduled)."""
+        if not keys:
+            return
+        rows = [
+            {"kind": kind, "name": name, "first_seen": self._clock(), "checked_until": at}
+            for kind, name in keys
+        ]
+        with (
+            self._guard("recording the schedule state"),
+            self._writes() as session,
+            session.begin(),
+        ):
+            dialect = session.get_bind().dialect.name
+            insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            session.execute(
+                insert(ScheduleStateRow).on_conflict_do_nothing(index_elements=["kind", "name"]),
+                rows,
+            )
+
+    def advance_schedules(self, keys: Sequence[tuple[str, str]], until: datetime) -> None:
+        """Mark the slots of these activations up to ``until`` as considered (never moves a
+        state backwards: two schedulers may report different times)."""
+        if not keys:
+            return
+        with (
+            self._guard("recording the schedule state"),
+            self._writes() as session,
+            session.begin(),
+        ):
+            for kind, name in keys:
+                session.execute(
+                    update(ScheduleStateRow)
+                    .where(
+                        ScheduleStateRow.kind == kind,
+                        ScheduleStateRow.name == name,
+                        ScheduleStateRow.checked_until < until,
+                    )
+                    .values(checked_until=until)
+                )
 
     def renew_lease(self, run_id: str, owner: str, ttl: timedelta) -> None:
         """Extend the lease; raises RunClaimedError when someone else took it."""

@@ -28,8 +28,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -158,6 +158,9 @@ class RunSummary:
         error_kind: ``configuration`` or ``platform``, for failed runs.
         is_test: True for test runs (a sample sent to a test destination).
         lease_owner: the process executing it (``host:pid``), while one does.
+        inputs: what started it beyond its as-of time (upstream runs, missed slots...).
+        parent_run_id: the group run it is a member of.
+        cancel_requested_at: when ``runs cancel`` asked the process executing it to stop.
     """
 
     run_id: str
@@ -176,6 +179,17 @@ class RunSummary:
     error_kind: str | None
     is_test: bool
     lease_owner: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    parent_run_id: str | None = None
+    cancel_requested_at: datetime | None = None
+
+    @property
+    def shown_status(self) -> str:
+        """The status to show: ``canceling`` while a cancel request waits for the process
+        executing the run to stop."""
+        if self.cancel_requested_at is not None and self.status in ("queued", "running"):
+            return "canceling"
+        return self.status
 
 
 class RunSlotTakenError(StoreError):
@@ -455,6 +469,10 @@ class MetadataStore(RunLogMixin):
         scheduled_for: datetime | None = None,
         is_test: bool = False,
         run_id: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        owner: str | None = None,
+        lease: timedelta | None = None,
     ) -> RunSummary:
         """Record a new, queued run.
 
@@ -467,6 +485,11 @@ class MetadataStore(RunLogMixin):
             scheduled_for: the schedule slot it fills (aware); at most one run per slot.
             is_test: a test run.
             run_id: the id to use; a new UUID by default.
+            inputs: what started it beyond its as-of time (JSON-compatible).
+            parent_run_id: the group run it is a member of.
+            owner: a lease owner (``host:pid``) holding the new run's lease from the start,
+                so no scheduler takes it for an interrupted run before its creator claims it.
+            lease: how long that lease lasts.
 
         Raises:
             RunSlotTakenError: a run already exists for this slot.
@@ -484,7 +507,12 @@ class MetadataStore(RunLogMixin):
             created_at=self._clock(),
             counts={},
             is_test=is_test,
+            inputs=dict(inputs or {}),
+            parent_run_id=parent_run_id,
         )
+        if owner is not None:
+            row.lease_owner = owner
+            row.lease_expires = row.created_at + (lease or timedelta(minutes=2))
         try:
             with self._guard("recording a run"), self._writes() as session, session.begin():
                 session.add(row)
@@ -560,6 +588,89 @@ class MetadataStore(RunLogMixin):
             row.lease_expires = None
             session.flush()
             return _summary(row)
+
+    def requeue_run(self, run_id: str, owner: str, reason: str) -> RunSummary:
+        """Put a run this owner was executing back in the queue (it was stopped, e.g. by
+        SIGTERM, between two units): its lease is dropped, and the next scheduler resumes it."""
+        with self._guard("requeueing a run"), self._writes() as session, session.begin():
+            row = self._run_row(session, run_id)
+            if row.status not in FINISHED_RUN_STATUSES and row.lease_owner == owner:
+                row.status = "queued"
+                row.lease_owner = None
+                row.lease_expires = None
+            session.flush()
+            summary = _summary(row)
+        self.add_event(run_id, reason, level="warning")
+        return summary
+
+    def request_cancel(self, run_id: str) -> RunSummary:
+        """Ask the process executing a run to stop after the unit in flight.
+
+        Raises:
+            StoreError: no such run, or it has already finished.
+        """
+        with self._guard("canceling a run"), self._writes() as session, session.begin():
+            row = self._run_row(session, run_id)
+            if row.status in FINISHED_RUN_STATUSES:
+                raise StoreError(f"run {run_id} has already finished ({row.status})")
+            row.cancel_requested_at = row.cancel_requested_at or self._clock()
+            session.flush()
+            return _summary(row)
+
+    def cancel_requested(self, run_id: str) -> bool:
+        """Whether ``runs cancel`` asked for this run to stop."""
+        query = select(RunRow.cancel_requested_at).where(RunRow.run_id == run_id)
+        with self._guard("reading a run"), self._reads() as session:
+            return session.scalar(query) is not None
+
+    def unfinished_runs(self) -> list[RunSummary]:
+        """Every queued or running run, oldest first."""
+        query = (
+            select(RunRow)
+            .where(RunRow.status.in_(("queued", "running")))
+            .order_by(RunRow.created_at, RunRow.run_id)
+        )
+        with self._guard("reading runs"), self._reads() as session:
+            return [_summary(row) for row in session.scalars(query)]
+
+    def member_runs(self, parent_run_id: str) -> list[RunSummary]:
+        """The runs of a group run's members, oldest first."""
+        query = (
+            select(RunRow)
+            .where(RunRow.parent_run_id == parent_run_id)
+            .order_by(RunRow.created_at, RunRow.run_id)
+        )
+        with self._guard("reading runs"), self._reads() as session:
+            return [_summary(row) for row in session.scalars(query)]
+
+    def last_success(self, kind: str, name: str) -> RunSummary | None:
+        """The definition's most recently finished successful run (succeeded or warning)."""
+        query = (
+            select(RunRow)
+            .where(
+                RunRow.kind == kind,
+                RunRow.name == name,
+                RunRow.is_test.is_(False),
+                RunRow.status.in_(("succeeded", "warning")),
+            )
+            .order_by(RunRow.finished_at.desc(), RunRow.run_id.desc())
+            .limit(1)
+        )
+        with self._guard("reading runs"), self._reads() as session:
+            row = session.scalars(query).first()
+            return None if row is None else _summary(row)
+
+    def last_triggered(self, kind: str, name: str, trigger: str) -> RunSummary | None:
+        """The definition's latest run started by ``trigger`` (``after``, ``schedule``...)."""
+        query = (
+            select(RunRow)
+            .where(RunRow.kind == kind, RunRow.name == name, RunRow.trigger == trigger)
+            .order_by(RunRow.created_at.desc(), RunRow.run_id.desc())
+            .limit(1)
+        )
+        with self._guard("reading runs"), self._reads() as session:
+            row = session.scalars(query).first()
+            return None if row is None else _summary(row)
 
     def get_run(self, run_id: str) -> RunSummary | None:
         """One run, or ``None`` when there is no such run."""
@@ -660,6 +771,9 @@ def _summary(row: RunRow) -> RunSummary:
         error_kind=row.error_kind,
         is_test=row.is_test,
         lease_owner=row.lease_owner,
+        inputs=dict(row.inputs or {}),
+        parent_run_id=row.parent_run_id,
+        cancel_requested_at=row.cancel_requested_at,
     )
 
 
