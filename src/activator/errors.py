@@ -148,3 +148,17 @@ class DestinationError(ActivatorError):
     def retryable(self) -> bool:
         """Whether retrying the same request later can succeed."""
         return self.attribution == "platform"
+
+
+class RunStopped(BaseException):
+    """Raised at a checkpoint (before a unit is sent, between tasks) to stop a run there.
+
+    A ``BaseException``: connectors that turn their own errors into ``DestinationError`` must
+    not catch it. ``canceled`` runs end ``canceled``; the others (SIGTERM) go back to the
+    queue and are resumed through the ledger by the next scheduler.
+    """
+
+    def __init__(self, reason: str, *, canceled: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.canceled = canceled

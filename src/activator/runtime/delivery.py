@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 import pyarrow as pa
 
 from activator.destinations.base import SEQ_COLUMN, Connector, DeliveryContext, Unit, UnitLog
-from activator.errors import EngineError
+from activator.errors import EngineError, RunStopped
 
 _T = TypeVar("_T")
 
@@ -121,6 +121,14 @@ def deliver_task(
         # Only on errors: a crash (or a simulated one in tests) leaves temporary state as a
         # kill -9 would, and the resume must cope with it.
         delivery.abort()
+        raise
+    except RunStopped:
+        # Stopped between two units (SIGTERM, cancel): finish and record the units already in
+        # flight (requests sent concurrently), so that the resume sends none of them again.
+        try:
+            delivery.flush()
+        except Exception:
+            delivery.abort()
         raise
     finally:
         delivery.close()

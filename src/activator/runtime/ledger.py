@@ -39,6 +39,8 @@ class StoreLedger:
         destination: The destination's name, for rejected records.
         owner: The lease owner (``host:pid``) renewing the run's lease.
         on_unit: Called with each delivered unit (progress bars, run events).
+        checkpoint: Called before each unit is sent; it raises to stop the delivery there
+            (a cancel request, SIGTERM), so the unit in flight is the last one sent.
     """
 
     def __init__(
@@ -51,8 +53,10 @@ class StoreLedger:
         destination: str,
         owner: str,
         on_unit: Callable[[Unit], None] | None = None,
+        checkpoint: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
+        self._checkpoint = checkpoint
         self._run_id = run_id
         self._task = task
         self._activation = activation
@@ -93,6 +97,15 @@ class StoreLedger:
     def sending(self, unit: Unit) -> None:
         """Record the unit as about to become visible at the destination (with the
         confirmation of the unit before it, held back until now)."""
+        if self._checkpoint is not None:
+            try:
+                self._checkpoint()
+            except BaseException:
+                # Stopping here: the confirmations held back are true, keep them; and let the
+                # units already in flight be finished and recorded (no second stop).
+                self._checkpoint = None
+                self.flush()
+                raise
         self._renew()
         held, self._held = self._held, []
         self._store.record_units(self._run_id, self._task, [*held, self._entry(unit, "sending")])

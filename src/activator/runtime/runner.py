@@ -16,10 +16,21 @@ and the deliver tasks continue after their last delivered unit.
 
 from __future__ import annotations
 
-__all__ = ["DeliveryPlan", "RunExecutor", "RunPlan", "owner_id"]
+__all__ = [
+    "DeliveryPlan",
+    "RunExecutor",
+    "RunPlan",
+    "RunStopped",
+    "dead_here",
+    "engine_failure",
+    "heartbeat",
+    "owner_id",
+]
 
+import contextlib
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +42,16 @@ import pyarrow as pa
 
 from activator.destinations.base import SEQ_COLUMN, Connector, DeliveryContext, Unit
 from activator.engines.base import Engine
-from activator.errors import ActivatorError, ConfigError, DestinationError
+from activator.errors import (
+    ActivatorError,
+    ConfigError,
+    DestinationError,
+    EngineError,
+    RunStopped,
+)
 from activator.mapping.mapper import Mapper
 from activator.runtime.delivery import deliver_task
-from activator.runtime.ledger import LEASE_TTL, StoreLedger
+from activator.runtime.ledger import LEASE_TTL, RENEW_EVERY, StoreLedger
 from activator.store import MetadataStore, RunClaimedError, RunSummary
 
 Progress = Callable[[str, int, int | None], None]
@@ -46,6 +63,55 @@ SORT_WINDOW = 500_000
 
 MAX_RETRIED = 100_000
 """At most this many earlier rejected records are resent per destination and run."""
+
+
+HEARTBEAT = 2.0
+"""Seconds between two looks at the run's cancel request by a running executor; its lease is
+renewed every :data:`RENEW_EVERY` of them."""
+
+
+@contextlib.contextmanager
+def heartbeat(
+    store: MetadataStore, run_id: str, owner: str, canceled: threading.Event
+) -> Iterator[None]:
+    """While the body runs, a thread renews the run's lease (a long query writes no ledger,
+    and a lapsed lease would let another scheduler take the run) and sets ``canceled`` when
+    ``runs cancel`` asks for the run to stop."""
+    done = threading.Event()
+
+    def beat() -> None:
+        beats = 0
+        while not done.wait(HEARTBEAT):
+            beats += 1
+            try:
+                if store.cancel_requested(run_id):
+                    canceled.set()
+                if beats * HEARTBEAT >= RENEW_EVERY:
+                    beats = 0
+                    store.renew_lease(run_id, owner, LEASE_TTL)
+            except ActivatorError:
+                continue  # the store is unreachable for now: the run's own writes will say
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{run_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+_QUERY_PROBLEMS = ("Catalog", "Binder", "Parser", "Syntax", "Programming", "Analysis", "Undefined")
+
+
+def engine_failure(exc: Exception, doing: str) -> EngineError:
+    """An engine's own exception as an :class:`EngineError` with its first line: a query the
+    engine refuses (unknown table or column, syntax) is the configuration's to fix; anything
+    else (I/O, connection, out of memory) is a platform failure, retried."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    error = EngineError(f"{doing} failed in the engine: {first}")
+    error.bad_input = any(word in type(exc).__name__ for word in _QUERY_PROBLEMS)
+    return error
 
 
 def owner_id() -> str:
@@ -135,6 +201,8 @@ class RunExecutor:
         timezone: The workspace's time zone (for templates).
         progress: Reports rows delivered per task (the CLI draws bars from it).
         sort_window: Rows of the snapshot sorted at a time while streaming it.
+        stop: Set (by a SIGTERM handler) to stop the run at its next checkpoint and put it
+            back in the queue.
     """
 
     def __init__(
@@ -146,8 +214,11 @@ class RunExecutor:
         timezone: str,
         progress: Progress | None = None,
         sort_window: int = SORT_WINDOW,
+        stop: threading.Event | None = None,
     ) -> None:
         self.store = store
+        self.stop = stop or threading.Event()
+        self._canceled = threading.Event()
         self.sort_window = sort_window
         self.engine = engine
         self.workspace_root = workspace_root
@@ -162,14 +233,47 @@ class RunExecutor:
             RunClaimedError: another live process is executing it.
         """
         self._claim(run.run_id)
+        with self._heartbeat(run.run_id):
+            try:
+                return self._execute(run, plan)
+            except RunStopped as stopped:
+                return self._stopped(run, stopped)
+
+    def checkpoint(self) -> None:
+        """Raise :class:`RunStopped` when the run was canceled or the process told to stop."""
+        if self._canceled.is_set():
+            raise RunStopped("canceled on request", canceled=True)
+        if self.stop.is_set():
+            raise RunStopped("stopped by SIGTERM", canceled=False)
+
+    def _stopped(self, run: RunSummary, stopped: RunStopped) -> RunSummary:
+        if stopped.canceled:
+            self.store.add_event(run.run_id, "run canceled on request", level="warning")
+            self._drop_snapshot(run.run_id)
+            return self.store.finish_run(
+                run.run_id, status="canceled", counts=run.counts, error="canceled on request"
+            )
+        return self.store.requeue_run(
+            run.run_id,
+            self.owner,
+            f"{stopped.reason}: the run goes back to the queue and resumes where it stopped",
+        )
+
+    def _heartbeat(self, run_id: str) -> contextlib.AbstractContextManager[None]:
+        self._canceled.clear()
+        return heartbeat(self.store, run_id, self.owner, self._canceled)
+
+    def _execute(self, run: RunSummary, plan: RunPlan) -> RunSummary:
         counts: dict[str, Any] = {}
         try:
+            self.checkpoint()
             total, parts = self._evaluate(run, plan)
             counts["customers"] = total
             deliveries: dict[str, Any] = {}
             failures: list[tuple[str, ActivatorError]] = []
             retried_for: set[str] = set()
             for position, delivery in enumerate(plan.deliveries, start=1):
+                self.checkpoint()
                 try:
                     span = (0, total) if delivery.part is None else parts.get(delivery.part, (0, 0))
                     deliveries[delivery.label] = self._deliver(run, delivery, position, span)
@@ -181,12 +285,20 @@ class RunExecutor:
                             deliveries[delivery.label]["retried"] = retried
                 except ActivatorError as exc:
                     failures.append((delivery.label, exc))
+                    # What reached the destination before it failed stays counted.
+                    partial = self._task_counts(run.run_id, delivery.task)
+                    if partial:
+                        deliveries[delivery.label] = {**partial, "failed": True}
             counts["deliveries"] = deliveries
             for key in ("rows", "rejected", "shrink", "expansion"):
                 counts[key] = sum(int(d.get(key, 0)) for d in deliveries.values())
             if plan.finish is not None:
                 done = [
-                    d.part for d in plan.deliveries if d.part is not None and d.label in deliveries
+                    d.part
+                    for d in plan.deliveries
+                    if d.part is not None
+                    and d.label in deliveries
+                    and not deliveries[d.label].get("failed")
                 ]
                 counts.update(plan.finish(self.engine, run, done))
             if failures:
@@ -218,7 +330,7 @@ class RunExecutor:
         except RunClaimedError:
             summary = self.store.get_run(run_id)
             holder = summary.lease_owner if summary is not None else None
-            if holder is None or not _dead_here(holder):
+            if holder is None or not dead_here(holder):
                 raise
             self.store.claim_run(run_id, self.owner, LEASE_TTL, steal_from=holder)
 
@@ -236,24 +348,29 @@ class RunExecutor:
         self.store.add_event(run.run_id, "evaluating the rows to send", task="evaluate")
         parts: dict[int, tuple[int, int]] = {}
         try:
-            rows = plan.rows(self.engine)
-            if plan.partition is None:
-                seq = ibis.row_number()
-            else:
-                order = [plan.partition, *plan.order_by]
-                seq = ibis.row_number().over(order_by=[rows[c] for c in order])
-            numbered = rows.mutate(**{SEQ_COLUMN: seq})
-            table = self.engine.create_dataplane_table(name, numbered, overwrite=True)
-            if plan.partition is None:
-                counted = table.count().name("n").as_table()
-                total = int(self.engine.to_pyarrow(counted)["n"][0].as_py())
-            else:
-                spans = table.group_by(part=table[plan.partition]).aggregate(
-                    first=table[SEQ_COLUMN].min(), n=table.count()
-                )
-                for row in self.engine.to_pyarrow(spans).to_pylist():
-                    parts[int(row["part"])] = (int(row["first"]), int(row["n"]))
-                total = sum(n for _, n in parts.values())
+            try:
+                rows = plan.rows(self.engine)
+                if plan.partition is None:
+                    seq = ibis.row_number()
+                else:
+                    order = [plan.partition, *plan.order_by]
+                    seq = ibis.row_number().over(order_by=[rows[c] for c in order])
+                numbered = rows.mutate(**{SEQ_COLUMN: seq})
+                table = self.engine.create_dataplane_table(name, numbered, overwrite=True)
+                if plan.partition is None:
+                    counted = table.count().name("n").as_table()
+                    total = int(self.engine.to_pyarrow(counted)["n"][0].as_py())
+                else:
+                    spans = table.group_by(part=table[plan.partition]).aggregate(
+                        first=table[SEQ_COLUMN].min(), n=table.count()
+                    )
+                    for row in self.engine.to_pyarrow(spans).to_pylist():
+                        parts[int(row["part"])] = (int(row["first"]), int(row["n"]))
+                    total = sum(n for _, n in parts.values())
+            except ActivatorError:
+                raise
+            except Exception as exc:  # the engine refused the query or failed running it
+                raise engine_failure(exc, "evaluating the rows to send") from exc
         except ActivatorError as exc:
             self.store.update_task(
                 run.run_id,
@@ -300,12 +417,21 @@ class RunExecutor:
             finally:
                 ledger.flush()
         except ActivatorError as exc:
+            done = [u for u in ledger.units() if u.index >= 0]
             self.store.update_task(
                 run.run_id,
                 delivery.task,
                 status="failed",
                 error=str(exc),
                 error_kind=_attribution(exc),
+                counts={
+                    **delivery.describe,
+                    "destination": delivery.destination,
+                    "customers": total,
+                    "rows": sum(u.rows for u in done),
+                    "rejected": sum(u.rejected for u in done),
+                    "units": len(done),
+                },
             )
             self.store.add_event(
                 run.run_id,
@@ -340,6 +466,10 @@ class RunExecutor:
             run.run_id, delivery.task, status=status, counts=counts, detail=result.published
         )
         return counts
+
+    def _task_counts(self, run_id: str, task: str) -> dict[str, Any]:
+        found = next((t for t in self.store.tasks(run_id) if t.task == task), None)
+        return dict(found.counts) if found is not None else {}
 
     def _retry(self, run: RunSummary, delivery: DeliveryPlan, position: int) -> dict[str, int]:
         """Send again, as they were mapped, the records this destination rejected in earlier
@@ -425,6 +555,7 @@ class RunExecutor:
             destination=delivery.destination,
             owner=self.owner,
             on_unit=on_unit,
+            checkpoint=self.checkpoint,
         )
 
     def _source(
@@ -521,7 +652,7 @@ def _attribution(exc: ActivatorError) -> str:
     return "configuration" if isinstance(exc, ConfigError) or exc.bad_input else "platform"
 
 
-def _dead_here(owner: str) -> bool:
+def dead_here(owner: str) -> bool:
     """Whether a lease owner is a process of this host that no longer exists."""
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
