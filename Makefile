@@ -49,8 +49,14 @@ demo: $(VENV)/.base
 		$(BIN)/activator -w $(DEMO_DIR) segment preview $$segment --as-of $(DEMO_AS_OF) \
 			--limit 3 || exit 1; \
 	done
-	$(BIN)/activator -w $(DEMO_DIR) run customer-360 --as-of $(DEMO_AS_OF)
-	ls -l $(DEMO_DIR)/outbox
+	@# The nightly customer-360 feed: planned, then run by the scheduler at its 02:00 slot of
+	@# DEMO_AS_OF (gzip CSV), and as Parquet right after it (`after: [customer-360]`), both into
+	@# the bucket folder with their manifest and .DONE. The first tick records the schedules.
+	$(BIN)/activator -w $(DEMO_DIR) plan customer-360 --as-of $(DEMO_AS_OF)T02:00:00Z
+	$(BIN)/activator -w $(DEMO_DIR) scheduler --once --as-of $(DEMO_AS_OF)T01:00:00Z
+	$(BIN)/activator -w $(DEMO_DIR) scheduler --once --as-of $(DEMO_AS_OF)T02:00:30Z
+	ls -l $(DEMO_DIR)/bucket/customer-360
+	$(BIN)/activator -w $(DEMO_DIR) status --as-of $(DEMO_AS_OF)T02:00:30Z
 	@# Campaigns, sent as of two weeks and one week before DEMO_AS_OF so that the orders of the
 	@# week after each send exist for the results. One shell, so that the trap stops the receiver
 	@# even when a step fails; the signing secret is made afresh and is only in the environment.

@@ -77,7 +77,7 @@ def test_a_failed_run_exits_1_and_says_what_to_do(workspace: Path) -> None:
     result = activator("-w", str(workspace), "run", "feed")
     assert result.returncode == 1
     assert "failed" in result.stdout
-    assert "runs resume" in result.stdout
+    assert "runs retry" in result.stdout
 
 
 def test_destination_test_passes_and_fails_naming_the_step(workspace: Path) -> None:

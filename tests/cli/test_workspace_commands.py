@@ -82,6 +82,7 @@ def test_apply_then_status(demo: Path) -> None:
         ("journey", "welcome-series"),
         ("journey", "churn-prevention"),
         ("orchestration", "customer-360"),
+        ("orchestration", "customer-360-parquet"),
     }
     assert rows[("orchestration", "customer-360")]["next_run"] == "2026-11-02T02:00:00+00:00"
     # Weekly on Mondays at 06:00 London time (GMT in November).

@@ -28,6 +28,7 @@ from activator.cli.destinations import destination_app, secrets_app
 from activator.cli.journeys import journey_app
 from activator.cli.output import Output
 from activator.cli.runs import run_command, runs_app
+from activator.cli.scheduler import scheduler_command
 from activator.clock import parse_as_of
 from activator.errors import ActivatorError
 
@@ -392,6 +393,7 @@ def _condition_tree(root: Any) -> Tree:
 
 app.command("run")(run_command)
 app.command("plan")(plan_command)
+app.command("scheduler")(scheduler_command)
 app.add_typer(runs_app, name="runs")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(journey_app, name="journey")

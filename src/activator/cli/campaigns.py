@@ -27,22 +27,78 @@ NameArg = Annotated[str, typer.Argument(help="The campaign's name.")]
 
 
 def plan_command(
-    ctx: typer.Context, name: NameArg, as_of: AsOfOpt = None, json_output: JsonOpt = False
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The campaign's or orchestration's name.")],
+    as_of: AsOfOpt = None,
+    json_output: JsonOpt = False,
 ) -> None:
-    """Show what a run would do, without sending: audience, sub-audiences and groups (new,
-    staying, leaving versus the previous run), deliveries with shrink and expansion."""
-    from activator.services.campaign import plan_campaign
+    """Show what a run would do, without sending: for a campaign, the audience,
+    sub-audiences and groups (new, staying, leaving versus the previous run), deliveries with
+    shrink and expansion; for an orchestration, the rows, columns, files or table it would
+    write, and whether only_if_changed would skip it."""
+    from activator.services.campaign import CampaignPlan, plan_campaign
+    from activator.services.orchestration import (
+        OrchestrationPlan,
+        is_orchestration,
+        plan_orchestration,
+    )
 
     out = Output(json_mode=json_output)
     root: Path = ctx.obj.workspace
     try:
         moment = workspace_as_of(root, as_of)
-        plan = plan_campaign(root, name, as_of=moment, say=out.say)
+        if is_orchestration(root, name):
+            found: CampaignPlan | OrchestrationPlan = plan_orchestration(
+                root, name, as_of=moment, say=out.say
+            )
+        else:
+            found = plan_campaign(root, name, as_of=moment, say=out.say)
     except ActivatorError as exc:
         raise fail(out, exc) from None
     if json_output:
-        out.emit_json(plan.to_json())
+        out.emit_json(found.to_json())
         return
+    if isinstance(found, OrchestrationPlan):
+        target = found.target
+        out.say(
+            f"Orchestration [bold]{escape(name)}[/] v{found.version} as of "
+            f"{found.as_of:%Y-%m-%d %H:%M}: [bold]{found.rows:,}[/] rows; "
+            f"{found.sent:,} sent to {escape(found.destination)} ({target['type']}) "
+            f"after {found.shrink:,} shrink and {found.expansion:,} expansion"
+        )
+        columns = Table("column", "type", title="Columns written")
+        for column, kind in found.columns:
+            columns.add_row(escape(column), escape(kind))
+        out.out.print(columns)
+        if "files" in target:
+            files = Table("file", "rows", title=f"Files in {escape(target['path'])} (not written)")
+            for i, file in enumerate(target["files"]):
+                rows = target["part_rows"][i] if i < len(target["part_rows"]) else None
+                files.add_row(escape(file), "?" if rows is None else f"{rows:,}")
+            if target["estimated"]:
+                files.add_row("... (split by size: the parts depend on the bytes written)", "?")
+            out.out.print(files)
+            extras = [f"manifest {target['manifest']}"] if target["manifest"] else []
+            extras += [f"marker {target['done']}"] if target["done"] else []
+            out.say(
+                f"Format {target['format']}, compression {target['compression']}"
+                + (", PGP" if target["pgp"] else "")
+                + (f"; then {', '.join(extras)}" if extras else "")
+            )
+        elif "table" in target:
+            keys = f" on {', '.join(target['keys'])}" if target["keys"] else ""
+            out.say(f"Table {escape(target['table'])}: {target['mode']}{escape(keys)}")
+        if found.fingerprint is not None:
+            since = f"run {found.last_run}" if found.last_run else "no earlier run"
+            verdict = "would skip (unchanged)" if found.would_skip else "would send"
+            out.say(f"only_if_changed: source {found.fingerprint.digest} versus {since}: {verdict}")
+            for source in found.fingerprint.sources:
+                shown = ", ".join(f"{k}={v}" for k, v in source.items() if k != "table")
+                out.say(f"  {escape(source['table'])}: {escape(shown)}")
+        for note in found.notes:
+            out.say(f"[yellow]note:[/] {escape(note)}")
+        return
+    plan = found
     doc = plan.to_json()
     baseline = (
         f"versus run {plan.previous_run}" if plan.previous_run else "first run: everyone is new"

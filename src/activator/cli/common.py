@@ -56,7 +56,8 @@ def workspace_as_of(root: Path, value: str | None) -> datetime:
     """``--as-of`` read in the workspace's time zone (a bare date is the end of that day)."""
     from activator.workspace.loader import load_workspace
 
-    return parse_as_of(value, timezone=load_workspace(root).config.timezone)
+    # Only activator.yaml is needed: a broken definition file must not stop `scheduler --once`.
+    return parse_as_of(value, timezone=load_workspace(root, definitions=False).config.timezone)
 
 
 def status_command(

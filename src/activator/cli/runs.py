@@ -34,7 +34,7 @@ class _RunsGroup(TyperGroup):
 runs_app = typer.Typer(
     name="runs",
     cls=_RunsGroup,
-    help="List an activation's runs (`activator runs NAME`), show one, resume one.",
+    help="List an activation's runs (`activator runs NAME`); show, retry, restart, cancel one.",
     no_args_is_help=True,
 )
 
@@ -76,18 +76,60 @@ def run_command(
     finish_run(out, run, json_output)
 
 
-@runs_app.command("resume")
-def runs_resume(ctx: typer.Context, run_id: RunArg, json_output: JsonOpt = False) -> None:
-    """Continue an interrupted or failed run where it stopped; nothing is sent twice."""
-    from activator.services.run import resume_run
+@runs_app.command("retry")
+def runs_retry(ctx: typer.Context, run_id: RunArg, json_output: JsonOpt = False) -> None:
+    """Run a failed or interrupted run again with the same inputs (its definition version and
+    as-of time), continuing where it stopped; nothing is sent twice."""
+    from activator.services.run import retry_run
 
     out = Output(json_mode=json_output)
     try:
         with out.bars() as update:
-            run = resume_run(ctx.obj.workspace, run_id, progress=update)
+            run = retry_run(ctx.obj.workspace, run_id, progress=update)
     except ActivatorError as exc:
         raise fail(out, exc) from None
     finish_run(out, run, json_output)
+
+
+runs_app.command("resume", hidden=True, help="The earlier name of `runs retry`.")(runs_retry)
+
+
+@runs_app.command("restart")
+def runs_restart(ctx: typer.Context, run_id: RunArg, json_output: JsonOpt = False) -> None:
+    """Run the activation again as of the run's time with its current definition: a new run
+    (use it after fixing a definition; `retry` keeps the run's own version)."""
+    from activator.services.run import restart_run
+
+    out = Output(json_mode=json_output)
+    try:
+        with out.bars() as update:
+            run = restart_run(ctx.obj.workspace, run_id, progress=update, say=out.say)
+    except ActivatorError as exc:
+        raise fail(out, exc) from None
+    finish_run(out, run, json_output)
+
+
+@runs_app.command("cancel")
+def runs_cancel(ctx: typer.Context, run_id: RunArg, json_output: JsonOpt = False) -> None:
+    """Cancel a run: at once when no process executes it, else after the batch in flight
+    (the run shows `canceling` until then)."""
+    from activator.services.run import cancel_run, run_json
+
+    out = Output(json_mode=json_output)
+    try:
+        run = cancel_run(ctx.obj.workspace, run_id)
+    except ActivatorError as exc:
+        raise fail(out, exc) from None
+    if json_output:
+        out.emit_json(run_json(run))
+        return
+    if run.shown_status == "canceling":
+        out.say(
+            f"Run [bold]{run.run_id}[/] is [yellow]canceling[/]: {escape(run.lease_owner or '?')} "
+            "stops it after the batch in flight"
+        )
+    else:
+        out.say(f"Run [bold]{run.run_id}[/] is [bold]{run.shown_status}[/]")
 
 
 @runs_app.command("show")
@@ -183,9 +225,15 @@ def _report(out: Output, run: RunSummary, json_output: bool) -> None:
         return
     colour = {"succeeded": "green", "warning": "yellow", "failed": "red"}.get(run.status, "white")
     counts = run.counts
+    if counts.get("unchanged"):
+        out.say(
+            f"Run [bold]{run.run_id}[/] of {run.kind} [bold]{escape(run.name)}[/]: "
+            f"[{colour}]{run.shown_status}[/] - source unchanged since the last run, nothing sent"
+        )
+        return
     out.say(
         f"Run [bold]{run.run_id}[/] of {run.kind} [bold]{escape(run.name)}[/]: "
-        f"[{colour}]{run.status}[/] - {counts.get('rows', 0):,} rows delivered, "
+        f"[{colour}]{run.shown_status}[/] - {counts.get('rows', 0):,} rows delivered, "
         f"{counts.get('rejected', 0):,} rejected"
     )
     moved = counts.get("journey")
@@ -196,9 +244,11 @@ def _report(out: Output, run: RunSummary, json_output: bool) -> None:
             f"a goal, {moved.get('orphaned', 0):,} orphaned"
         )
     if run.error:
+        rid = run.run_id
         hint = (
-            "fix the configuration, then `activator runs resume`"
+            f"fix the configuration, then `activator runs retry {rid}` (same definition) or "
+            f"`activator runs restart {rid}` (the definition applied now)"
             if run.error_kind == "configuration"
-            else "a platform failure: `activator runs resume` retries it"
+            else f"a platform failure: `activator runs retry {rid}` retries it"
         )
-        out.say(f"  [red]{escape(run.error)}[/] ({run.error_kind}: {hint} {run.run_id})")
+        out.say(f"  [red]{escape(run.error)}[/] ({run.error_kind}: {hint})")

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from activator.definitions.base import Definition, Name
 from activator.definitions.common import Schedule
+from activator.definitions.config import Identifier
 from activator.definitions.mapping import AttributeMapping
 from activator.definitions.sql import check_select
 
@@ -35,6 +36,15 @@ class OrchestrationDefinition(Definition):
     """Run after these orchestrations or groups succeed."""
 
     only_if_changed: bool = False
+    """Run only when the source data changed since the last successful run; otherwise the run
+    succeeds at once, sending nothing. See ``docs/orchestrations.md`` for how a change is
+    detected on each engine."""
+
+    watermark: Identifier | None = None
+    """With ``only_if_changed``: a column that every insert and update sets to a later value
+    (``updated_at``). The latest value of it in each source table that has it joins the
+    change check, so an UPDATE that leaves the row count alone is seen too."""
+
     status: Literal["draft", "active", "paused", "archived"] = "draft"
 
     @model_validator(mode="after")
@@ -43,6 +53,10 @@ class OrchestrationDefinition(Definition):
             raise ValueError("an orchestration has either 'query' or 'table' (exactly one)")
         if self.query is not None and (problem := check_select(self.query, self.dialect)):
             raise ValueError(f"query: {problem}")
+        if self.watermark is not None and not self.only_if_changed:
+            raise ValueError(
+                "watermark only serves only_if_changed: set only_if_changed: true, or remove it"
+            )
         return self
 
 

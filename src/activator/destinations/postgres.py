@@ -69,6 +69,7 @@ _PUBLISH_INDEX = -1
 # or privileges, bad settings. Everything else (connection loss, deadlocks, out of resources,
 # shutdowns) is the platform's, and a resumed run can succeed.
 _CONFIGURATION_CLASSES = frozenset({"22", "23", "28", "42", "3D", "3F", "0A", "2B"})
+_INSUFFICIENT_PRIVILEGE = "42501"
 
 
 def _psycopg() -> Any:
@@ -226,11 +227,20 @@ class PostgresConnector(Connector):
             )
         except pg.Error as exc:
             reason = self._masked(str(exc).strip() or type(exc).__name__, password)
+            hint = (
+                "check url (host, port, database, user), that the server accepts "
+                "connections from here, and credentials.password"
+            )
+            if password is not None and "password authentication failed" in reason:
+                # The server says the same for a wrong, a changed and an expired password.
+                hint = (
+                    f"the server refused the password from {password.name}: it may have been "
+                    "changed, or have expired (VALID UNTIL); update the secret or the role"
+                )
             raise DestinationError(
                 f"destination {self.definition.name}: cannot connect to PostgreSQL at "
                 f"{self.shown_url}: {reason}",
-                hint="check url (host, port, database, user), that the server accepts "
-                "connections from here, and credentials.password",
+                hint=hint,
                 attribution=_connect_attribution(exc),
             ) from None
         return conn
@@ -248,6 +258,13 @@ class PostgresConnector(Connector):
         detail = getattr(diag, "message_detail", None)
         hint = getattr(diag, "message_hint", None)
         text = f"{primary} ({detail})" if detail else primary
+        if not hint and getattr(exc, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
+            user = urlsplit(self.definition.url).username or "the user"
+            hint = (
+                f"grant {unquote(user)} the privileges mode {self.definition.mode} needs on "
+                f"{self.target} and its schema; `activator destination test "
+                f"{self.definition.name}` names the missing ones"
+            )
         return DestinationError(
             self._masked(
                 f"destination {self.definition.name} ({self.target}): {doing} failed: {text}"

@@ -82,8 +82,14 @@ def _definition_files(folder: Path) -> list[Path]:
     return sorted(files)
 
 
-def load_workspace(root: Path) -> Workspace:
+def load_workspace(root: Path, *, definitions: bool = True) -> Workspace:
     """Read and validate every file of the workspace at ``root``.
+
+    Args:
+        root: the workspace folder.
+        definitions: read the definition files too. Runs and the scheduler work from what
+            was applied to the metadata store and read only ``activator.yaml``: a file being
+            edited (or broken) never stops them.
 
     Raises:
         ConfigError: ``root`` is not a workspace (no ``activator.yaml``).
@@ -107,9 +113,9 @@ def load_workspace(root: Path) -> Workspace:
         except ValidationError as exc:
             issues.extend(issues_from_validation(config_doc, exc))
 
-    definitions: list[LoadedDefinition] = []
+    loaded_definitions: list[LoadedDefinition] = []
     seen: dict[tuple[str, str], str] = {}
-    for folder, kind in KINDS.items():
+    for folder, kind in KINDS.items() if definitions else ():
         for path in _definition_files(root / folder):
             shown = path.relative_to(root).as_posix()
             try:
@@ -128,10 +134,12 @@ def load_workspace(root: Path) -> Workspace:
                 )  # fmt: skip
                 continue
             seen[key] = shown
-            definitions.append(loaded)
+            loaded_definitions.append(loaded)
     if issues or config is None:
         raise DefinitionError(issues)
-    return Workspace(root=root, config=config, config_doc=config_doc, definitions=definitions)
+    return Workspace(
+        root=root, config=config, config_doc=config_doc, definitions=loaded_definitions
+    )
 
 
 def _load_definition(
