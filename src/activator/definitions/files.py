@@ -283,8 +283,11 @@ class FileDestination(Definition):
     path: str
     """Folder (or bucket and prefix, e.g. ``s3://bucket/feeds``)."""
 
-    filename: str = "{name}_{run_time:%Y%m%d%H%M%S}"
+    filename: str = "{activation}_{run_time:%Y%m%d%H%M%S}"
     """Filename template, relative to ``path`` (may hold sub-folders), without extension:
+    by default the activation's name (two activations sharing a destination at the same time
+    must not write the same file: keep ``{activation}`` or ``{orchestration}`` in a template
+    of your own);
     fields ``{run_time:%Y%m%d}``, ``{next_day:%Y-%m-%d}``, ``{name}``, ``{activation}``,
     ``{campaign}``, ``{sub_audience}``, ``{group}``, ``{node}``, ``{orchestration}``,
     ``{run_id}``, ``{part}``. With ``split`` and no ``{part}``, ``_{part}`` is appended."""

@@ -121,6 +121,9 @@ class Scheduler:
         self.catch_up = catch_up
         self.say = say or (lambda _: None)
         self.owner = owner_id()
+        # (kind, name, content hash) → (computed at, next slot after it): a tick skips an
+        # activation whose next slot is still ahead without asking croniter again.
+        self._upcoming: dict[tuple[str, str, str], tuple[datetime, datetime | None]] = {}
 
     def tick(self, now: datetime) -> TickReport:
         """Run everything due at ``now`` (aware); see the module doc."""
@@ -184,9 +187,13 @@ class Scheduler:
         for stored in activations:
             if stored.status != "active":
                 continue
+            key = (stored.kind, stored.name, stored.content_hash)
             try:
-                schedule = _SCHEDULE.validate_python(stored.spec.get("schedule"))
                 since = states[(stored.kind, stored.name)][1]
+                known = self._upcoming.get(key)
+                if known and known[0] <= since and (known[1] is None or known[1] > now):
+                    continue  # no slot between when that was computed and now
+                schedule = _SCHEDULE.validate_python(stored.spec.get("schedule"))
                 # At most one more than can run: enough to know slots were passed over.
                 missed = list(
                     itertools.islice(
@@ -194,6 +201,8 @@ class Scheduler:
                         10_000,
                     )
                 )
+                upcoming = next(slots(schedule, after=now, timezone=ws.config.timezone), None)
+                self._upcoming[key] = (now, upcoming)
             except (ValidationError, ValueError, KeyError) as exc:
                 report.errors.append((stored.kind, stored.name, f"schedule: {exc}"))
                 continue
