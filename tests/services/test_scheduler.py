@@ -469,3 +469,14 @@ alerts:
     assert [(r["type"], r["run"]["id"]) for r in received] == [
         ("activator.run.long_running", run.run_id)
     ]
+
+
+def test_a_schedule_ends_after_max_runs(tmp_path: Path) -> None:
+    limited = _orchestration().replace("timezone: UTC}", "timezone: UTC, max_runs: 2}")
+    root = _workspace(tmp_path, {"twice": limited})
+    Scheduler(root).tick(T0)
+    ran = [
+        [r.scheduled_for for r in Scheduler(root).tick(T0 + timedelta(hours=h, minutes=1)).runs]
+        for h in (1, 2, 3)
+    ]
+    assert ran == [[T0 + timedelta(hours=1)], [T0 + timedelta(hours=2)], []]

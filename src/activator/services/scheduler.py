@@ -136,7 +136,7 @@ class Scheduler:
             unseen = [(d.kind, d.name) for d in activations if (d.kind, d.name) not in states]
             store.start_schedules(unseen, now)
             states = store.schedule_states() if unseen else states
-            due = self._due(ws, activations, states, now, report)
+            due = self._due(ws, store, activations, states, now, report)
             for item in _in_order(due, activations):
                 if self.stop.is_set():
                     report.stopped = True
@@ -175,6 +175,7 @@ class Scheduler:
     def _due(
         self,
         ws: Workspace,
+        store: MetadataStore,
         activations: list[StoredDefinition],
         states: dict[tuple[str, str], tuple[datetime, datetime]],
         now: datetime,
@@ -208,6 +209,9 @@ class Scheduler:
                 continue
             if not missed:
                 continue
+            limit_runs = getattr(schedule, "max_runs", None)
+            if limit_runs is not None and self._succeeded(store, stored, limit_runs) >= limit_runs:
+                continue  # the schedule has ended: it ran max_runs times
             if policy == "all":
                 chosen = missed[-limit:]
             elif policy == "latest":
@@ -225,6 +229,11 @@ class Scheduler:
                     }
                 due.append(_Due(stored, slot, "schedule", slot, inputs))
         return due
+
+    @staticmethod
+    def _succeeded(store: MetadataStore, stored: StoredDefinition, limit: int) -> int:
+        runs = store.list_runs(stored.kind, stored.name, limit=limit * 4, include_tests=False)
+        return sum(r.status in ("succeeded", "warning") for r in runs)
 
     def _run_dependants(
         self,
