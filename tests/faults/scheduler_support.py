@@ -17,19 +17,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 import sqlalchemy as sa
-
-from tests.fixtures.receiver import Receiver, _handler, new_secret
 
 SQLITE_STORE = "sqlite:///.activator/metadata.db"
 
@@ -128,22 +124,6 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> Non
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.01)
-
-
-@contextmanager
-def running_receiver() -> Iterator[Receiver]:
-    """The ``receiver`` fixture's receiver, for fixtures of a wider scope."""
-    state = Receiver(secret=new_secret())
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # -- reading the metadata store ------------------------------------------------------------------

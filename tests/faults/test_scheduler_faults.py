@@ -41,14 +41,13 @@ from tests.faults.scheduler_support import (
     csv_ids,
     kill_after,
     make_customers,
-    running_receiver,
     start,
     tick,
     tick_report,
     wait_for,
     write_files,
 )
-from tests.fixtures.receiver import Receiver
+from tests.fixtures.receiver import Receiver, running_receiver
 
 CONFIG = """\
 engine: {type: duckdb, path: data/shop.duckdb}
