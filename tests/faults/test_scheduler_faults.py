@@ -183,6 +183,23 @@ def _kill_mid_delivery(
     return kill_after(process, extra)
 
 
+def _kill_before_delivery(process: subprocess.Popen[str], store: StoreReader, delay: float) -> bool:
+    """SIGKILL ``delay`` seconds from now, or as soon as the first unit is delivered if that
+    comes first (a fast machine gets there within the delay); False if the process ended first."""
+    deadline = time.monotonic() + delay
+    while time.monotonic() < deadline and _delivered_units(store) == 0:
+        if process.poll() is not None:
+            process.communicate()
+            return False
+        time.sleep(0.01)
+    if process.poll() is not None:
+        process.communicate()
+        return False
+    process.kill()
+    process.communicate()
+    return True
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize("seed", [21, 22])
@@ -203,8 +220,8 @@ def test_kill_9_of_the_scheduler_then_restart_delivers_every_slot_exactly_once(
     as_of = ("scheduler", "--once", "--as-of", T.isoformat(), "--json")
     kills = 0
     with FolderWatcher(out) as watcher:
-        # 1. start-up / evaluation: the process needs seconds before it delivers anything.
-        kills += kill_after(start(root, *as_of, env=env), rng.uniform(0.5, 5.0))
+        # 1. start-up / evaluation: a random moment before the first unit is delivered.
+        kills += _kill_before_delivery(start(root, *as_of, env=env), store, rng.uniform(0.5, 5.0))
         _published_consistently(out)
         # 2. mid-delivery: a random few milliseconds after a random number of units.
         process = start(root, *as_of, env=env)
