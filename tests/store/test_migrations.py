@@ -17,6 +17,8 @@ from activator.store.store import DefinitionInput, MetadataStore
 
 TABLES = {
     "alembic_version",
+    "api_tokens",
+    "audit_log",
     "definitions",
     "definition_versions",
     "runs",

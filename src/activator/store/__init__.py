@@ -4,7 +4,10 @@ from __future__ import annotations
 
 __all__ = [
     "FINISHED_RUN_STATUSES",
+    "ROLES",
     "ApplyResult",
+    "AuditEntry",
+    "DefinitionConflictError",
     "DefinitionInput",
     "EventRecord",
     "LedgerEntry",
@@ -15,8 +18,10 @@ __all__ = [
     "RunSummary",
     "StoredDefinition",
     "TaskSummary",
+    "TokenRecord",
 ]
 
+from activator.store.access import ROLES, AuditEntry, TokenRecord
 from activator.store.runlog import (
     EventRecord,
     LedgerEntry,
@@ -27,6 +32,7 @@ from activator.store.runlog import (
 from activator.store.store import (
     FINISHED_RUN_STATUSES,
     ApplyResult,
+    DefinitionConflictError,
     DefinitionInput,
     MetadataStore,
     RunSlotTakenError,

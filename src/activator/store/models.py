@@ -7,6 +7,8 @@ classes must agree with it, which ``tests/store/test_migrations.py`` checks on e
 from __future__ import annotations
 
 __all__ = [
+    "ApiTokenRow",
+    "AuditEntryRow",
     "Base",
     "DefinitionRow",
     "DefinitionVersionRow",
@@ -106,6 +108,10 @@ class DefinitionRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    file_version: Mapped[int | None] = mapped_column(Integer)
+    """The newest version the workspace files are known to hold (set by ``activator apply``
+    and ``activator export``); NULL for a definition created through the API and never
+    exported. A file apply refuses to overwrite newer versions made through the API."""
 
     versions: Mapped[list[DefinitionVersionRow]] = relationship(
         back_populates="definition",
@@ -146,6 +152,9 @@ class RunRow(Base):
     __table_args__ = (
         UniqueConstraint("kind", "name", "scheduled_for"),
         Index("ix_runs_kind_name_created_at", "kind", "name", "created_at"),
+        # Covers the latest-run-per-activation query (the Activations list): the window
+        # function reads this index in order, without the table or a sort.
+        Index("ix_runs_latest", "kind", "name", "is_test", "created_at", "run_id"),
     )
 
     run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -156,7 +165,7 @@ class RunRow(Base):
     trigger: Mapped[str] = mapped_column(String(16))
     as_of: Mapped[datetime] = mapped_column(UTCDateTime())
     scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     counts: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
@@ -271,3 +280,37 @@ class RunEventRow(Base):
     task: Mapped[str | None] = mapped_column(String(200))
     message: Mapped[str] = mapped_column(Text)
     fields: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+
+
+class ApiTokenRow(Base):
+    """A token the API accepts: only the SHA-256 of the plain token is kept.
+
+    The plain token (``act_...``) is shown once, when it is created; a revoked token stays
+    listed with ``revoked_at`` set.
+    """
+
+    __tablename__ = "api_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditEntryRow(Base):
+    """One change made through the API or the CLI: who did what to which definition."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_kind_name", "kind", "name"),)
+
+    entry_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str | None] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument, server_default="{}")

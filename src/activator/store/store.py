@@ -12,6 +12,7 @@ __all__ = [
     "FINISHED_RUN_STATUSES",
     "RUN_STATUSES",
     "ApplyResult",
+    "DefinitionConflictError",
     "DefinitionInput",
     "MetadataStore",
     "RunSlotTakenError",
@@ -34,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from sqlalchemy import Engine, Select, create_engine, event, func, select, text
+from sqlalchemy import Engine, Select, create_engine, event, func, or_, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -43,11 +44,12 @@ from sqlalchemy.exc import (
     OperationalError,
     SQLAlchemyError,
 )
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from activator.clock import wall_clock
 from activator.errors import MissingExtraError, StoreError
+from activator.store.access import AccessMixin
 from activator.store.migrate import current_revision, upgrade
 from activator.store.models import DefinitionRow, DefinitionVersionRow, RunRow
 from activator.store.runlog import RunLogMixin
@@ -73,6 +75,7 @@ _PG_APPLY_LOCK = 0x61637477
 # (BEGIN IMMEDIATE), so a read-then-write transaction waits for another writer instead of
 # failing with "database is locked" when it tries to upgrade its lock.
 _SQLITE_BEGIN = "activator_sqlite_begin"
+_FIND_RUNS_LIMIT_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,12 @@ class DefinitionInput:
         source: the file it came from (relative to the workspace), or ``api``.
         status: the definition's status as applied (``draft``, ``active``, ...); the
             definition row takes it when the definition is created or changes.
+        expected_version: for an edit through the API, the version the editor read (0: the
+            definition must not exist yet); the apply is refused when it is no longer the
+            current one. ``None`` checks nothing.
+        from_files: it comes from the workspace files (``activator apply``): refused when
+            the definition was changed through the API since the files were last applied or
+            exported, unless forced; the files then hold the resulting version.
     """
 
     kind: str
@@ -93,6 +102,8 @@ class DefinitionInput:
     spec: Mapping[str, Any]
     source: str
     status: str = "draft"
+    expected_version: int | None = None
+    from_files: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,8 @@ class StoredDefinition:
         content_hash: SHA-256 (hex) of the spec's canonical JSON.
         source: the file or ``api`` it was applied from.
         updated_at: when this version was stored (UTC).
+        file_version: the newest version the workspace files are known to hold (``None``:
+            created through the API and never exported).
     """
 
     kind: str
@@ -135,6 +148,7 @@ class StoredDefinition:
     content_hash: str
     source: str
     updated_at: datetime
+    file_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +216,32 @@ class RunSlotTakenError(StoreError):
         self.existing_run_id = existing_run_id
 
 
+class DefinitionConflictError(StoreError):
+    """A definition changed since the editor read it, or since the files were applied.
+
+    Attributes:
+        kind: the definition's kind.
+        name: the definition's name.
+        current_version: its current version (0 when it does not exist).
+    """
+
+    bad_input = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        name: str,
+        current_version: int,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.kind = kind
+        self.name = name
+        self.current_version = current_version
+
+
 def canonical_json(spec: Mapping[str, Any]) -> str:
     """The canonical JSON text of a spec: sorted keys, no whitespace, UTF-8, no NaN.
 
@@ -219,7 +259,7 @@ def content_hash(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(spec).encode("utf-8")).hexdigest()
 
 
-class MetadataStore(RunLogMixin):
+class MetadataStore(RunLogMixin, AccessMixin):
     """Definitions, their versions, and run history, in SQLite or PostgreSQL.
 
     Open it with :meth:`open`; use it as a context manager or call :meth:`close`.
@@ -311,20 +351,30 @@ class MetadataStore(RunLogMixin):
 
     # -- definitions -------------------------------------------------------------------------
 
-    def apply(self, items: Sequence[DefinitionInput]) -> list[ApplyResult]:
+    def apply(self, items: Sequence[DefinitionInput], *, force: bool = False) -> list[ApplyResult]:
         """Store definitions, all or nothing: a new version only where the content changed.
 
         A new definition is created at version 1; one whose spec hashes differently from its
         current version gets version n+1 (older versions are kept); an unchanged one is left
         alone.
 
+        Two checks keep an edit from silently undoing another one. An item with an
+        ``expected_version`` (an edit through the API) is refused unless that is still the
+        current version. An item ``from_files`` is refused when the definition was changed
+        through the API after the files were last applied or exported (its ``file_version``
+        is older than its current version) and the file differs from the current version;
+        ``force`` stores it anyway. Items from files record the resulting version as the one
+        the files hold.
+
         Args:
             items: the definitions; each (kind, name) at most once.
+            force: store items from files even over versions made through the API.
 
         Returns:
             One result per item, in order.
 
         Raises:
+            DefinitionConflictError: one of the checks above failed. Nothing is stored then.
             StoreError: an unknown kind, a (kind, name) given twice, a spec that is not JSON,
                 or a database failure. Nothing is stored then.
         """
@@ -344,12 +394,14 @@ class MetadataStore(RunLogMixin):
                 if key in seen:
                     raise StoreError(f"{item.source}: {item.kind} {item.name!r} is given twice")
                 seen.add(key)
-                results.append(self._apply_one(session, item, now))
+                results.append(self._apply_one(session, item, now, force=force))
                 # Flush per item so a failure later in the batch really has work to undo.
                 session.flush()
         return results
 
-    def _apply_one(self, session: Session, item: DefinitionInput, now: datetime) -> ApplyResult:
+    def _apply_one(
+        self, session: Session, item: DefinitionInput, now: datetime, *, force: bool
+    ) -> ApplyResult:
         try:
             text = canonical_json(item.spec)
         except (TypeError, ValueError) as exc:
@@ -365,6 +417,15 @@ class MetadataStore(RunLogMixin):
             .with_for_update()
         ).one_or_none()
         if definition is None:
+            if item.expected_version is not None and item.expected_version != 0:
+                raise DefinitionConflictError(
+                    f"{item.kind} {item.name!r} does not exist, not at version "
+                    f"{item.expected_version}: it was removed after you read it",
+                    kind=item.kind,
+                    name=item.name,
+                    current_version=0,
+                    hint="read it again; create it anew if it is still wanted",
+                )
             definition = DefinitionRow(
                 kind=item.kind,
                 name=item.name,
@@ -372,6 +433,7 @@ class MetadataStore(RunLogMixin):
                 status=item.status,
                 created_at=now,
                 updated_at=now,
+                file_version=1 if item.from_files else None,
             )
             definition.versions.append(
                 DefinitionVersionRow(
@@ -380,14 +442,23 @@ class MetadataStore(RunLogMixin):
             )
             session.add(definition)
             return ApplyResult(item.kind, item.name, 1, "created")
-        current_hash = session.scalar(
-            select(DefinitionVersionRow.content_hash).where(
+        current = session.scalars(
+            select(DefinitionVersionRow).where(
                 DefinitionVersionRow.definition_id == definition.id,
                 DefinitionVersionRow.version == definition.current_version,
             )
-        )
-        if current_hash == digest:
-            return ApplyResult(item.kind, item.name, definition.current_version, "unchanged")
+        ).one()
+        if item.expected_version is not None and item.expected_version != current.version:
+            raise _edit_conflict(item, current)
+        if item.from_files and not force and current.content_hash != digest:
+            # NULL: created through the API and never exported, so the files hold none of it.
+            held = definition.file_version or 0
+            if held < current.version:
+                raise _file_conflict(item, current)
+        if current.content_hash == digest:
+            if item.from_files:
+                definition.file_version = current.version
+            return ApplyResult(item.kind, item.name, current.version, "unchanged")
         latest = session.scalar(
             select(func.max(DefinitionVersionRow.version)).where(
                 DefinitionVersionRow.definition_id == definition.id
@@ -407,7 +478,26 @@ class MetadataStore(RunLogMixin):
         definition.current_version = version
         definition.status = item.status
         definition.updated_at = now
+        if item.from_files:
+            definition.file_version = version
         return ApplyResult(item.kind, item.name, version, "updated")
+
+    def mark_exported(self, kind: str, name: str, version: int) -> None:
+        """Record that the workspace files now hold this version of a definition
+        (``activator export`` wrote it), so applying them is no longer a conflict.
+
+        Raises:
+            StoreError: no such definition.
+        """
+        with self._guard("recording an export"), self._writes() as session, session.begin():
+            row = session.scalars(
+                select(DefinitionRow)
+                .where(DefinitionRow.kind == kind, DefinitionRow.name == name)
+                .with_for_update()
+            ).one_or_none()
+            if row is None:
+                raise StoreError(f"no {kind} {name!r} in the metadata store")
+            row.file_version = version
 
     def current(self, kind: str | None = None) -> list[StoredDefinition]:
         """The current version of every definition, ordered by kind then name.
@@ -694,6 +784,106 @@ class MetadataStore(RunLogMixin):
             row = session.scalars(query).first()
             return None if row is None else _summary(row)
 
+    def latest_runs(self, kinds: Sequence[str]) -> dict[tuple[str, str], RunSummary]:
+        """The most recently created non-test run of every activation of these kinds, in
+        one query: ``latest_runs(kinds)[(kind, name)] == last_run(kind, name)`` for every
+        activation that ran (one with only test runs is absent, as ``last_run`` is ``None``).
+
+        Args:
+            kinds: the kinds to include (``campaign``, ``journey``...).
+        """
+        if not kinds:
+            return {}
+        # Each activation's newest run is one backward step into ix_runs_latest (kind, name,
+        # is_test, created_at, run_id), for the activations found by a DISTINCT that SQLite
+        # answers by skipping through the index. A row_number() window over the runs reads
+        # and sorts every run instead: 0.3 s rather than a few ms at 100,000 runs.
+        activations = (
+            select(RunRow.kind, RunRow.name)
+            .where(RunRow.kind.in_(list(kinds)))
+            .distinct()
+            .subquery("activations")
+        )
+        newest = aliased(RunRow, name="newest")
+        newest_id = (
+            select(newest.run_id)
+            .where(
+                newest.kind == activations.c.kind,
+                newest.name == activations.c.name,
+                newest.is_test.is_(False),
+            )
+            .order_by(newest.created_at.desc(), newest.run_id.desc())
+            .limit(1)
+            .correlate(activations)
+            .scalar_subquery()
+        )
+        latest = select(newest_id.label("run_id")).select_from(activations).subquery("latest")
+        query = select(RunRow).join(latest, latest.c.run_id == RunRow.run_id)
+        with self._guard("reading runs"), self._reads() as session:
+            return {(row.kind, row.name): _summary(row) for row in session.scalars(query)}
+
+    def find_runs(
+        self,
+        *,
+        kind: str | None = None,
+        name: str | None = None,
+        status: str | None = None,
+        trigger: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_tests: bool = False,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> list[RunSummary]:
+        """Runs across activations, newest first by (created_at, run_id): one page.
+
+        Args:
+            kind: only runs of this kind.
+            name: only runs of definitions of this name.
+            status: only runs in this stored status (``queued``, ``running``, ``failed``...).
+            trigger: only runs started this way (``manual``, ``schedule``...).
+            since: only runs created at or after this time (aware).
+            until: only runs created before this time (aware).
+            include_tests: include test runs.
+            limit: at most this many (1 to 500).
+            after: the last run_id of the previous page: only runs older than it.
+
+        Raises:
+            StoreError: ``after`` names no run.
+        """
+        query = select(RunRow)
+        if kind is not None:
+            query = query.where(RunRow.kind == kind)
+        if name is not None:
+            query = query.where(RunRow.name == name)
+        if status is not None:
+            query = query.where(RunRow.status == status)
+        if trigger is not None:
+            query = query.where(RunRow.trigger == trigger)
+        if since is not None:
+            query = query.where(RunRow.created_at >= since)
+        if until is not None:
+            query = query.where(RunRow.created_at < until)
+        if not include_tests:
+            query = query.where(RunRow.is_test.is_(False))
+        limit = max(1, min(limit, _FIND_RUNS_LIMIT_MAX))
+        with self._guard("reading runs"), self._reads() as session:
+            if after is not None:
+                cursor = session.get(RunRow, after)
+                if cursor is None:
+                    raise StoreError(
+                        f"no run {after} in the metadata store: the page cursor is unknown",
+                        hint="start again from the first page",
+                    )
+                query = query.where(
+                    or_(
+                        RunRow.created_at < cursor.created_at,
+                        (RunRow.created_at == cursor.created_at) & (RunRow.run_id < after),
+                    )
+                )
+            query = query.order_by(RunRow.created_at.desc(), RunRow.run_id.desc()).limit(limit)
+            return [_summary(row) for row in session.scalars(query)]
+
     def list_runs(
         self, kind: str, name: str, *, limit: int = 20, include_tests: bool = True
     ) -> list[RunSummary]:
@@ -750,6 +940,45 @@ def _stored(definition: DefinitionRow, version: DefinitionVersionRow) -> StoredD
         content_hash=version.content_hash,
         source=version.source,
         updated_at=version.created_at,
+        file_version=definition.file_version,
+    )
+
+
+def _changed_by(version: DefinitionVersionRow) -> str:
+    """``by api, 2026-11-30T10:00:00+00:00`` or ``from segments/vip.yml, ...``."""
+    source = version.source
+    word = "from" if source.endswith((".yml", ".yaml")) else "by"
+    return f"{word} {source}, {version.created_at.isoformat()}"
+
+
+def _edit_conflict(item: DefinitionInput, current: DefinitionVersionRow) -> DefinitionConflictError:
+    """An edit made on a version that is no longer the current one."""
+    what = f"{item.kind} {item.name!r}"
+    if item.expected_version == 0:
+        message = (
+            f"{what} already exists (version {current.version}, {_changed_by(current)}): "
+            "read it and change it instead of creating it"
+        )
+    else:
+        message = (
+            f"{what} is at version {current.version}, not {item.expected_version}: it was "
+            f"changed ({_changed_by(current)}) after you read it; read it again and reapply "
+            "your change"
+        )
+    return DefinitionConflictError(
+        message, kind=item.kind, name=item.name, current_version=current.version
+    )
+
+
+def _file_conflict(item: DefinitionInput, current: DefinitionVersionRow) -> DefinitionConflictError:
+    """A file applied over a version made through the API that the files do not hold."""
+    return DefinitionConflictError(
+        f"{item.source}: {item.kind} {item.name!r} was changed through the API (version "
+        f"{current.version}, {current.created_at.isoformat()}) after these files were applied; "
+        "`activator export` writes it into the files, `activator apply --force` overwrites it",
+        kind=item.kind,
+        name=item.name,
+        current_version=current.version,
     )
 
 
