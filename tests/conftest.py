@@ -10,7 +10,12 @@ import pytest
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.filestores", "tests.fixtures.receiver"]
+pytest_plugins = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.filestores",
+    "tests.fixtures.receiver",
+    "tests.fixtures.api",
+]
 
 
 @pytest.fixture(scope="session")

@@ -25,10 +25,13 @@ from activator import __version__
 from activator.cli.campaigns import campaign_app, plan_command
 from activator.cli.common import AsOfOpt, JsonOpt, State, fail, workspace_as_of
 from activator.cli.destinations import destination_app, secrets_app
+from activator.cli.exports import export_command
 from activator.cli.journeys import journey_app
 from activator.cli.output import Output
 from activator.cli.runs import run_command, runs_app
 from activator.cli.scheduler import scheduler_command
+from activator.cli.serve import serve_command
+from activator.cli.tokens import token_app
 from activator.clock import parse_as_of
 from activator.errors import ActivatorError
 
@@ -142,14 +145,25 @@ def validate(
 
 
 @app.command()
-def apply(ctx: typer.Context, json_output: JsonOpt = False) -> None:
+def apply(
+    ctx: typer.Context,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Store the files even over changes made through the API since they were "
+            "last applied or exported (those changes stay in the version history).",
+        ),
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
     """Validate, then store each changed definition as a new version."""
     from activator.services.workspace import apply_workspace
 
     out = Output(json_mode=json_output)
     try:
         with out.progress("applying") as step:
-            _, results = apply_workspace(ctx.obj.workspace, progress=step)
+            _, results = apply_workspace(ctx.obj.workspace, force=force, progress=step)
     except ActivatorError as exc:
         raise fail(out, exc) from None
     if json_output:
@@ -394,11 +408,14 @@ def _condition_tree(root: Any) -> Tree:
 app.command("run")(run_command)
 app.command("plan")(plan_command)
 app.command("scheduler")(scheduler_command)
+app.command("serve")(serve_command)
+app.command("export")(export_command)
 app.add_typer(runs_app, name="runs")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(journey_app, name="journey")
 app.add_typer(destination_app, name="destination")
 app.add_typer(secrets_app, name="secrets")
+app.add_typer(token_app, name="token")
 
 
 def main() -> None:

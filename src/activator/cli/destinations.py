@@ -42,7 +42,7 @@ def destination_test(
     out = Output(json_mode=json_output)
     try:
         with out.progress(f"testing {name}"):
-            checks = test_destination(ctx.obj.workspace, name)
+            checks = test_destination(ctx.obj.workspace, name, definition=None)
     except ActivatorError as exc:
         raise fail(out, exc) from None
     ok = all(c.ok for c in checks)

@@ -363,7 +363,7 @@ def send_sample(
     """
     if sample < 1:
         raise ConfigError(f"--sample must be at least 1, got {sample}")
-    ws = load_workspace(root)
+    ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
         stored, definition = applied_campaign(store, name)
         run = store.create_run(
@@ -497,7 +497,7 @@ def plan_campaign(
     group the customers (new, staying, leaving versus the previous successful run) and the
     assignment of newcomers, and per delivery the customers and rows it would send with the
     mapping's shrink and expansion (the rows are mapped, not sent)."""
-    ws = load_workspace(root)
+    ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
         stored, definition = applied_campaign(store, name)
         before = previous_run(store, name)
@@ -619,7 +619,7 @@ def campaign_results(
     root: Path, name: str, *, conversion: str, days: int, as_of: datetime
 ) -> CampaignResults:
     """Conversion and revenue per sub-audience and group, with lift against the control."""
-    ws = load_workspace(root)
+    ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
         applied_campaign(store, name)
     with workspace_engine(ws, read_only=True) as engine:

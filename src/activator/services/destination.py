@@ -30,9 +30,10 @@ from activator.workspace.loader import Workspace, load_workspace
 _DESTINATION = TypeAdapter(DestinationDefinition)
 
 
-def test_destination(root: Path, name: str) -> list[Check]:
-    """Check a destination from the workspace's files: connect, write and delete a probe,
-    check privileges, or send a signed probe, as its type requires.
+def test_destination(root: Path, name: str, *, definition: Any) -> list[Check]:
+    """Check a destination from the workspace's files (or ``definition``, the stored one the
+    API passes): connect, write and delete a probe, check privileges, or send a signed probe,
+    as its type requires.
 
     A credential that cannot be resolved is reported as a failed check, naming the reference
     (never a value).
@@ -40,16 +41,19 @@ def test_destination(root: Path, name: str) -> list[Check]:
     Raises:
         ConfigError: no destination by that name.
     """
-    ws = validate_workspace(root, check_engine=False).workspace
-    found = {d.name: d for d in ws.of_kind("destination")}
-    if name not in found:
-        close = difflib.get_close_matches(name, found, n=1)
-        raise ConfigError(
-            f"unknown destination {name!r}",
-            hint=(f"did you mean {close[0]!r}? " if close else "")
-            + f"known destinations: {', '.join(sorted(found)) or 'none'}",
-        )
-    definition = found[name].model
+    if definition is not None:
+        ws = load_workspace(root, definitions=False)
+    else:
+        ws = validate_workspace(root, check_engine=False).workspace
+        found = {d.name: d for d in ws.of_kind("destination")}
+        if name not in found:
+            close = difflib.get_close_matches(name, found, n=1)
+            raise ConfigError(
+                f"unknown destination {name!r}",
+                hint=(f"did you mean {close[0]!r}? " if close else "")
+                + f"known destinations: {', '.join(sorted(found)) or 'none'}",
+            )
+        definition = found[name].model
     try:
         if isinstance(definition, EngineTableDestination):
             with workspace_engine(ws) as engine:

@@ -324,7 +324,7 @@ def simulate_journey(
     Sends are recorded in that log, not delivered; nothing else is written."""
     if days < 1:
         raise ConfigError(f"--days must be at least 1, got {days}")
-    ws = load_workspace(root)
+    ws = load_workspace(root, definitions=False)
     times: list[datetime] = []
     moment = start
     while moment < start + timedelta(days=days):
@@ -449,7 +449,7 @@ def journey_overview(
 ) -> JourneyOverview:
     """The journey's counters per node, its milestones as of ``as_of``, and its percent
     splits compared with their control on ``goal`` (default: the first goal)."""
-    ws = load_workspace(root)
+    ws = load_workspace(root, definitions=False)
     with open_store(ws) as store, workspace_engine(ws, read_only=True) as engine:
         stored, definition = applied_journey(store, name)
         last = next(
@@ -567,7 +567,7 @@ def journey_log(
 ) -> list[dict[str, Any]]:
     """The travel log of a journey, newest first (one customer's when ``customer`` is given,
     as text: it is compared with the activation ID as text)."""
-    ws = load_workspace(root)
+    ws = load_workspace(root, definitions=False)
     with open_store(ws) as store, workspace_engine(ws, read_only=True) as engine:
         applied_journey(store, name)
         if LOG_TABLE not in engine.list_dataplane_tables():

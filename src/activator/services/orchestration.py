@@ -35,6 +35,7 @@ __all__ = [
     "orchestration_rows",
     "orchestration_run_plan",
     "plan_orchestration",
+    "send_orchestration_sample",
     "source_fingerprint",
 ]
 
@@ -64,7 +65,7 @@ from activator.engines.base import Engine
 from activator.errors import ActivatorError, ConfigError, EngineError
 from activator.mapping.mapper import Mapper
 from activator.runtime.ledger import LEASE_TTL
-from activator.runtime.runner import DeliveryPlan, RunPlan, owner_id, rebatch
+from activator.runtime.runner import DeliveryPlan, RunExecutor, RunPlan, owner_id, rebatch
 from activator.runtime.sources import with_related
 from activator.services.destination import connector_for, destination_definition
 from activator.services.workspace import open_store, workspace_engine
@@ -152,6 +153,52 @@ def orchestration_run_plan(
         retry_rejected=retry_rejected,
         finish=finish,
     )
+
+
+def send_orchestration_sample(
+    root: Path,
+    name: str,
+    *,
+    sample: int,
+    as_of: datetime,
+    destination: str | None = None,
+) -> RunSummary:
+    """Send the first ``sample`` rows of an orchestration, recorded as a test run, to its
+    destination or to ``destination`` (a test folder or table).
+
+    A test run is never an orchestration's last success: ``only_if_changed`` and ``after``
+    ignore it, and so does the scheduler.
+
+    Raises:
+        ConfigError: no such applied orchestration or destination, or ``sample`` below 1.
+    """
+    if sample < 1:
+        raise ConfigError(f"sample must be at least 1, got {sample}")
+    ws = load_workspace(root, definitions=False)
+    with open_store(ws) as store:
+        found = applied_orchestration(store, name)
+        if found is None:
+            raise ConfigError(f"no applied orchestration named {name!r}")
+        stored, definition = found
+        if destination is not None:
+            definition = definition.model_copy(update={"destination": destination})
+        run = store.create_run(
+            kind="orchestration",
+            name=name,
+            definition_version=stored.version,
+            trigger="test",
+            as_of=as_of,
+            is_test=True,
+        )
+        with workspace_engine(ws) as engine:
+            plan = orchestration_run_plan(ws, store, engine, run, definition)
+            every = plan.rows
+            plan.rows = lambda engine: every(engine).limit(sample)
+            plan.finish = None
+            executor = RunExecutor(
+                store, engine, workspace_root=ws.root, timezone=ws.config.timezone
+            )
+            return executor.execute(run, plan)
 
 
 def finish_if_unchanged(
@@ -646,7 +693,7 @@ def plan_orchestration(
     Raises:
         ConfigError: no such applied orchestration, or its destination is not applied.
     """
-    ws = load_workspace(root)
+    ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
         found = applied_orchestration(store, name)
         if found is None:

@@ -11,12 +11,17 @@ __all__ = [
     "RUNNABLE",
     "RunDetail",
     "cancel_run",
+    "cancel_stored_run",
     "execute_run",
     "list_runs",
+    "prepare_retry",
+    "queue_restart",
+    "queue_run",
     "restart_run",
     "resume_run",
     "retry_run",
     "run_activation",
+    "run_detail",
     "show_run",
     "start_run",
 ]
@@ -162,12 +167,22 @@ def run_activation(
     """
     ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
-        stored = _runnable(store, name)
-        _check_runs(stored)
-        run = start_run(store, stored, as_of=as_of, trigger="manual")
+        run = queue_run(store, name, as_of=as_of, trigger="manual")
         if say is not None:
-            say(f"run {run.run_id}: {stored.kind} {stored.name} v{stored.version}")
+            say(f"run {run.run_id}: {run.kind} {run.name} v{run.definition_version}")
         return execute_run(ws, store, run, progress=progress, retry_rejected=retry_rejected)
+
+
+def queue_run(store: MetadataStore, name: str, *, as_of: datetime, trigger: str) -> RunSummary:
+    """Record a run of the applied activation ``name``, leased to this process, which is to
+    execute it next (:func:`execute_run`).
+
+    Raises:
+        ConfigError: no such applied activation, or it is paused, archived or ended.
+    """
+    stored = _runnable(store, name)
+    _check_runs(stored)
+    return start_run(store, stored, as_of=as_of, trigger=trigger)
 
 
 def start_run(
@@ -217,16 +232,26 @@ def retry_run(
     """
     ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
-        run = _get_run(store, run_id)
-        if run.status in ("succeeded", "warning", "canceled"):
-            raise ConfigError(
-                f"run {run_id} has already finished ({run.status}): nothing to retry",
-                hint=f"`activator runs restart {run_id}` runs the current definition again"
-                if run.status == "canceled"
-                else None,
-            )
-        store.add_event(run.run_id, "retrying", fields={"previous_status": run.status})
+        run = prepare_retry(store, run_id)
         return execute_run(ws, store, run, progress=progress)
+
+
+def prepare_retry(store: MetadataStore, run_id: str) -> RunSummary:
+    """Check that a run can be retried and record that it is; :func:`execute_run` next.
+
+    Raises:
+        ConfigError: no such run, or it already finished without failing.
+    """
+    run = _get_run(store, run_id)
+    if run.status in ("succeeded", "warning", "canceled"):
+        raise ConfigError(
+            f"run {run_id} has already finished ({run.status}): nothing to retry",
+            hint=f"`activator runs restart {run_id}` runs the current definition again"
+            if run.status == "canceled"
+            else None,
+        )
+    store.add_event(run.run_id, "retrying", fields={"previous_status": run.status})
+    return run
 
 
 resume_run = retry_run
@@ -250,22 +275,31 @@ def restart_run(
     """
     ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
-        old = _get_run(store, run_id)
-        stored = store.get(old.kind, old.name)
-        if stored is None:
-            raise ConfigError(f"{old.kind} {old.name!r} is no longer applied: nothing to restart")
-        _check_runs(stored)
-        if old.status in ("queued", "running"):
-            _cancel_idle(store, old, because="restarted")
-        run = start_run(
-            store, stored, as_of=old.as_of, trigger="restart", inputs={"restarts": run_id}
-        )
+        run = queue_restart(store, run_id)
         if say is not None:
             say(
-                f"run {run.run_id}: {stored.kind} {stored.name} v{stored.version} "
+                f"run {run.run_id}: {run.kind} {run.name} v{run.definition_version} "
                 f"(restarting {run_id})"
             )
         return execute_run(ws, store, run, progress=progress)
+
+
+def queue_restart(store: MetadataStore, run_id: str) -> RunSummary:
+    """Record the run that restarts ``run_id`` (its activation's current version, the same
+    as-of time), canceling the original if nobody executes it; :func:`execute_run` next.
+
+    Raises:
+        ConfigError: no such run, the activation is no longer applied or does not run, or
+            a live process still executes the run (cancel it first).
+    """
+    old = _get_run(store, run_id)
+    stored = store.get(old.kind, old.name)
+    if stored is None:
+        raise ConfigError(f"{old.kind} {old.name!r} is no longer applied: nothing to restart")
+    _check_runs(stored)
+    if old.status in ("queued", "running"):
+        _cancel_idle(store, old, because="restarted")
+    return start_run(store, stored, as_of=old.as_of, trigger="restart", inputs={"restarts": run_id})
 
 
 def cancel_run(root: Path, run_id: str) -> RunSummary:
@@ -278,13 +312,18 @@ def cancel_run(root: Path, run_id: str) -> RunSummary:
     """
     ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
-        run = _get_run(store, run_id)
-        if run.status in FINISHED_RUN_STATUSES:
-            raise ConfigError(f"run {run_id} has already finished ({run.status})")
-        for member in store.member_runs(run_id):
-            if member.status in ("queued", "running"):
-                _cancel_one(store, member)
-        return _cancel_one(store, run)
+        return cancel_stored_run(store, run_id)
+
+
+def cancel_stored_run(store: MetadataStore, run_id: str) -> RunSummary:
+    """:func:`cancel_run` on an open store."""
+    run = _get_run(store, run_id)
+    if run.status in FINISHED_RUN_STATUSES:
+        raise ConfigError(f"run {run_id} has already finished ({run.status})")
+    for member in store.member_runs(run_id):
+        if member.status in ("queued", "running"):
+            _cancel_one(store, member)
+    return _cancel_one(store, run)
 
 
 def _cancel_one(store: MetadataStore, run: RunSummary) -> RunSummary:
@@ -312,18 +351,25 @@ def show_run(root: Path, run_id: str, *, events: int = 200, rejected: int = 20) 
     """A run with its tasks, its latest events and a sample of rejected records."""
     ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
-        run = _get_run(store, run_id)
-        return RunDetail(
-            run=run,
-            tasks=store.tasks(run_id),
-            events=store.events(run_id)[-events:],
-            rejected=store.rejected_records(run_id=run_id, limit=rejected),
-        )
+        return run_detail(store, run_id, events=events, rejected=rejected)
+
+
+def run_detail(
+    store: MetadataStore, run_id: str, *, events: int = 200, rejected: int = 20
+) -> RunDetail:
+    """:func:`show_run` on an open store."""
+    run = _get_run(store, run_id)
+    return RunDetail(
+        run=run,
+        tasks=store.tasks(run_id),
+        events=store.events(run_id)[-events:],
+        rejected=store.rejected_records(run_id=run_id, limit=rejected),
+    )
 
 
 def list_runs(root: Path, name: str, *, limit: int = 20) -> list[RunSummary]:
     """The latest runs of an activation, newest first."""
-    ws = load_workspace(root)
+    ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
         stored = _runnable(store, name)
         return store.list_runs(stored.kind, stored.name, limit=limit)

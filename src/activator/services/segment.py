@@ -144,11 +144,12 @@ class SegmentExplanation:
 
 @contextmanager
 def _open_read_only(
-    root: Path, name: str, progress: Progress | None
+    root: Path, name: str, progress: Progress | None, workspace: Workspace | None = None
 ) -> Iterator[tuple[Workspace, Engine]]:
-    """Validate the workspace, check the segment exists, and open its engine read-only."""
+    """Validate the workspace (unless given one already validated: the API's, built from the
+    metadata store), check the segment exists, and open its engine read-only."""
     say = progress or (lambda _: None)
-    ws = validate_workspace(root, progress=progress).workspace
+    ws = workspace or validate_workspace(root, progress=progress).workspace
     _segment(ws, name)
     say(f"opening the {ws.config.engine.type} engine")
     with workspace_engine(ws, read_only=True) as engine:
@@ -258,6 +259,7 @@ def preview(
     as_of: dt.datetime,
     limit: int = 10,
     progress: Progress | None = None,
+    workspace: Workspace | None = None,
 ) -> SegmentPreview:
     """Count a segment's members, take a masked sample, and compute its insights.
 
@@ -279,7 +281,7 @@ def preview(
     if limit < 0:
         raise ConfigError(f"--limit must be 0 or more, got {limit}")
     say = progress or (lambda _: None)
-    with _open_read_only(root, name, progress) as (ws, engine):
+    with _open_read_only(root, name, progress, workspace) as (ws, engine):
         ctx = engine_context(ws, engine, as_of)
         model = ws.config.data_model
         say("compiling")
@@ -478,6 +480,7 @@ def compiled_sql(
     dialect: str,
     as_of: dt.datetime,
     progress: Progress | None = None,
+    workspace: Workspace | None = None,
 ) -> str:
     """The SQL a segment compiles to, in one of :data:`DIALECTS`.
 
@@ -491,7 +494,7 @@ def compiled_sql(
     """
     if dialect not in DIALECTS:
         raise ConfigError(f"unknown dialect {dialect!r}", hint=f"use one of: {', '.join(DIALECTS)}")
-    with _open_read_only(root, name, progress) as (ws, engine):
+    with _open_read_only(root, name, progress, workspace) as (ws, engine):
         # The engine's own dialect names tables as the engine does; others get bare names.
         if dialect == engine.DIALECT:
             ctx = segment_context(
@@ -553,6 +556,7 @@ def why(
     *,
     as_of: dt.datetime,
     progress: Progress | None = None,
+    workspace: Workspace | None = None,
 ) -> SegmentExplanation:
     """Explain, condition by condition, whether a customer is in a segment.
 
@@ -568,7 +572,7 @@ def why(
         DefinitionError: the workspace is invalid.
     """
     say = progress or (lambda _: None)
-    with _open_read_only(root, name, progress) as (ws, engine):
+    with _open_read_only(root, name, progress, workspace) as (ws, engine):
         model = ws.config.data_model
         key = model.customers.key
         customers = engine.table(model.customers.table)

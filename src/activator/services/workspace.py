@@ -8,7 +8,9 @@ from __future__ import annotations
 __all__ = [
     "ActivationStatus",
     "InitResult",
+    "UpcomingCache",
     "ValidationReport",
+    "activation_list",
     "apply_workspace",
     "init_workspace",
     "status",
@@ -38,7 +40,13 @@ from activator.engines.datamodel import check_data_model
 from activator.engines.registry import open_engine
 from activator.errors import ActivatorError, ConfigError, DefinitionError, Issue
 from activator.runtime.schedule import next_run
-from activator.store.store import ApplyResult, DefinitionInput, MetadataStore, RunSummary
+from activator.store.store import (
+    ApplyResult,
+    DefinitionInput,
+    MetadataStore,
+    RunSummary,
+    StoredDefinition,
+)
 from activator.workspace.loader import CONFIG_FILE, Workspace, load_workspace
 from activator.workspace.references import check_references
 from activator.workspace.yaml import parse_loc
@@ -273,11 +281,17 @@ def workspace_engine(ws: Workspace, *, read_only: bool = False) -> Engine:
 
 
 def apply_workspace(
-    root: Path, *, check_engine: bool = True, progress: Progress | None = None
+    root: Path,
+    *,
+    check_engine: bool = True,
+    force: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[ValidationReport, list[ApplyResult]]:
     """Validate, then store each changed definition as a new version (all or nothing).
 
-    An unchanged file makes no new version.
+    An unchanged file makes no new version. A file of a definition changed through the API
+    since the files were last applied or exported is refused (``DefinitionConflictError``)
+    unless ``force``.
     """
     report = validate_workspace(root, check_engine=check_engine, progress=progress)
     ws = report.workspace
@@ -289,13 +303,14 @@ def apply_workspace(
             source=d.file,
             # Segments and destinations have no status of their own: they are usable once applied.
             status=str(getattr(d.model, "status", "active")),
+            from_files=True,
         )
         for d in ws.definitions
     ]
     if progress:
         progress(f"storing {len(items)} definitions")
     with open_store(ws) as store:
-        results = store.apply(items)
+        results = store.apply(items, force=force)
     return report, results
 
 
@@ -309,6 +324,8 @@ class ActivationStatus:
     version: int
     last_run: RunSummary | None
     next_run: datetime | None
+    labels: tuple[str, ...] = ()
+    description: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         last = self.last_run
@@ -327,6 +344,8 @@ class ActivationStatus:
                 "counts": last.counts,
             },
             "next_run": _iso(self.next_run),
+            "labels": list(self.labels),
+            "description": self.description,
         }
 
 
@@ -391,7 +410,7 @@ def change_status(
         ConfigError: no such applied activation, or the action does not apply to its status.
     """
     allowed, target = transitions[action]
-    ws = load_workspace(root)
+    ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
         stored = store.get(kind, name)
         if stored is None:
@@ -417,35 +436,73 @@ def status(root: Path, *, as_of: datetime) -> list[ActivationStatus]:
     Lists what is in the metadata store (what ``apply`` stored), not the files. A schedule
     that ends after N runs has no next run once N runs succeeded.
     """
-    ws = load_workspace(root)
-    rows: list[ActivationStatus] = []
+    ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
-        for stored in store.current():
-            if stored.kind not in ACTIVATION_KINDS:
-                continue
-            upcoming = None
-            if stored.status in _SCHEDULED_STATUSES:
-                schedule = _SCHEDULE.validate_python(stored.spec.get("schedule"))
-                upcoming = next_run(schedule, after=as_of, timezone=ws.config.timezone)
-                limit = getattr(schedule, "max_runs", None)
-                if upcoming is not None and limit is not None:
-                    runs = store.list_runs(
-                        stored.kind, stored.name, limit=limit, include_tests=False
-                    )
-                    if sum(r.status in _SUCCEEDED for r in runs) >= limit:
-                        upcoming = None
-            last = store.last_run(stored.kind, stored.name)
-            shown = stored.status
-            if stored.kind == "campaign":
-                shown = campaign_status(stored.status, last, upcoming)
-            rows.append(
-                ActivationStatus(
-                    type=stored.kind,
-                    name=stored.name,
-                    status=shown,
-                    version=stored.version,
-                    last_run=last,
-                    next_run=upcoming,
-                )
+        return activation_list(store, timezone=ws.config.timezone, as_of=as_of)
+
+
+UpcomingCache = dict[tuple[str, str, str, str], tuple[datetime, datetime | None]]
+"""(kind, name, content hash, time zone) → (computed as of, next run after it)."""
+
+
+def activation_list(
+    store: MetadataStore,
+    *,
+    timezone: str,
+    as_of: datetime,
+    upcoming: UpcomingCache | None = None,
+) -> list[ActivationStatus]:
+    """:func:`status` on an open store, in three queries whatever the number of activations
+    (definitions, the latest run of each, and the run counts of schedules with ``max_runs``).
+
+    Args:
+        store: the metadata store.
+        timezone: the workspace's time zone (schedules without their own).
+        as_of: the moment next runs are computed after.
+        upcoming: a cache of next runs kept between calls (the API's): an entry computed
+            earlier still holds while its next run is after ``as_of``.
+    """
+    rows: list[ActivationStatus] = []
+    current = [d for d in store.current() if d.kind in ACTIVATION_KINDS]
+    latest = store.latest_runs(ACTIVATION_KINDS)
+    for stored in current:
+        next_at = None
+        if stored.status in _SCHEDULED_STATUSES:
+            next_at = _next_run(stored, timezone, as_of, upcoming)
+            schedule = stored.spec.get("schedule")
+            limit = schedule.get("max_runs") if isinstance(schedule, dict) else None
+            if next_at is not None and limit is not None:
+                runs = store.list_runs(stored.kind, stored.name, limit=limit, include_tests=False)
+                if sum(r.status in _SUCCEEDED for r in runs) >= limit:
+                    next_at = None
+        last = latest.get((stored.kind, stored.name))
+        shown = stored.status
+        if stored.kind == "campaign":
+            shown = campaign_status(stored.status, last, next_at)
+        rows.append(
+            ActivationStatus(
+                type=stored.kind,
+                name=stored.name,
+                status=shown,
+                version=stored.version,
+                last_run=last,
+                next_run=next_at,
+                labels=tuple(stored.spec.get("labels") or ()),
+                description=stored.spec.get("description"),
             )
+        )
     return rows
+
+
+def _next_run(
+    stored: StoredDefinition, timezone: str, as_of: datetime, cache: UpcomingCache | None
+) -> datetime | None:
+    key = (stored.kind, stored.name, stored.content_hash, timezone)
+    known = cache.get(key) if cache is not None else None
+    if known is not None and known[0] <= as_of and (known[1] is None or known[1] > as_of):
+        return known[1]
+    schedule = _SCHEDULE.validate_python(stored.spec.get("schedule"))
+    found = next_run(schedule, after=as_of, timezone=timezone)
+    if cache is not None:
+        cache[key] = (as_of, found)
+    return found

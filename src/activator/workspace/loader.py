@@ -6,7 +6,13 @@ workspace in one pass rather than one error at a time.
 
 from __future__ import annotations
 
-__all__ = ["CONFIG_FILE", "LoadedDefinition", "Workspace", "load_workspace"]
+__all__ = [
+    "CONFIG_FILE",
+    "LoadedDefinition",
+    "Workspace",
+    "definition_from_data",
+    "load_workspace",
+]
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,3 +173,24 @@ def _load_definition(
         issues.extend(issues_from_validation(doc, exc))
         return None
     return LoadedDefinition(kind=kind, name=model.name, model=model, doc=doc)
+
+
+def definition_from_data(kind: str, data: Any, *, shown_as: str) -> LoadedDefinition:
+    """Validate one definition given as data (the API's request body, a stored spec) exactly
+    as a file of the workspace is validated.
+
+    Args:
+        kind: the definition's kind (``group`` for an orchestration group).
+        data: the definition as plain data.
+        shown_as: how messages name where it came from (``api``, ``segment vip v3``).
+
+    Raises:
+        DefinitionError: every problem, each with the field path it concerns.
+    """
+    doc = YamlDocument(file=shown_as, data=data, tree=None)
+    issues: list[Issue] = []
+    name = data.get("name") if isinstance(data, dict) else None
+    loaded = _load_definition(doc, kind, str(name or ""), issues)
+    if loaded is None:
+        raise DefinitionError(issues)
+    return loaded
