@@ -100,26 +100,12 @@ def send_alerts(
     event = event or _event_of(run)
     if event is None:
         return []
-    sent: list[str] = []
     resolver = SecretResolver(ws.root)
-    for alert in ws.config.alerts:
-        if not _covers(alert, run, event):
-            continue
-        try:
-            _post(alert, alert_payload(run, event, fmt=alert.format, now=now), resolver)
-        except ActivatorError as exc:
-            store.add_event(
-                run.run_id,
-                f"alert {alert.name} ({event}) could not be sent: {exc.message}",
-                level="warning",
-                fields={"alert": alert.name, "event": event},
-            )
-            continue
-        store.add_event(
-            run.run_id, f"{_SENT}: {alert.name} ({event})", fields={"alert": alert.name}
-        )
-        sent.append(alert.name)
-    return sent
+    return [
+        alert.name
+        for alert in ws.config.alerts
+        if _covers(alert, run, event) and _send(store, run, alert, event, resolver, now)
+    ]
 
 
 def alert_long_running(ws: Workspace, store: MetadataStore, *, now: datetime) -> list[str]:
@@ -128,6 +114,7 @@ def alert_long_running(ws: Workspace, store: MetadataStore, *, now: datetime) ->
     if not watching:
         return []
     alerted: list[str] = []
+    resolver = SecretResolver(ws.root)
     for run in store.unfinished_runs():
         if run.started_at is None:
             continue
@@ -147,26 +134,34 @@ def alert_long_running(ws: Workspace, store: MetadataStore, *, now: datetime) ->
         for alert in due:
             if alert.name in told or not _covers(alert, run, "long_running"):
                 continue
-            resolver = SecretResolver(ws.root)
-            try:
-                _post(
-                    alert, alert_payload(run, "long_running", fmt=alert.format, now=now), resolver
-                )
-            except ActivatorError as exc:
-                store.add_event(
-                    run.run_id,
-                    f"alert {alert.name} (long_running) could not be sent: {exc.message}",
-                    level="warning",
-                    fields={"alert": alert.name, "event": "long_running"},
-                )
-                continue
-            store.add_event(
-                run.run_id,
-                f"{_SENT}: {alert.name} (long_running)",
-                fields={"alert": alert.name, "event": "long_running"},
-            )
-            alerted.append(run.run_id)
+            if _send(store, run, alert, "long_running", resolver, now):
+                alerted.append(run.run_id)
     return alerted
+
+
+def _send(
+    store: MetadataStore,
+    run: RunSummary,
+    alert: AlertConfig,
+    event: AlertEvent,
+    resolver: SecretResolver,
+    now: datetime,
+) -> bool:
+    """Post one alert about ``run`` and record the outcome in the run's events (an alert
+    that cannot be sent is a warning naming the alert, never its URL); True when it was sent."""
+    fields = {"alert": alert.name, "event": event}
+    try:
+        _post(alert, alert_payload(run, event, fmt=alert.format, now=now), resolver)
+    except ActivatorError as exc:
+        store.add_event(
+            run.run_id,
+            f"alert {alert.name} ({event}) could not be sent: {exc.message}",
+            level="warning",
+            fields=fields,
+        )
+        return False
+    store.add_event(run.run_id, f"{_SENT}: {alert.name} ({event})", fields=fields)
+    return True
 
 
 def _post(alert: AlertConfig, body: dict[str, Any], resolver: SecretResolver) -> None:
