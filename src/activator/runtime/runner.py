@@ -25,6 +25,7 @@ __all__ = [
     "engine_failure",
     "heartbeat",
     "owner_id",
+    "take_lease",
 ]
 
 import contextlib
@@ -325,14 +326,7 @@ class RunExecutor:
     # -- tasks -------------------------------------------------------------------------------
 
     def _claim(self, run_id: str) -> None:
-        try:
-            self.store.claim_run(run_id, self.owner, LEASE_TTL)
-        except RunClaimedError:
-            summary = self.store.get_run(run_id)
-            holder = summary.lease_owner if summary is not None else None
-            if holder is None or not dead_here(holder):
-                raise
-            self.store.claim_run(run_id, self.owner, LEASE_TTL, steal_from=holder)
+        take_lease(self.store, run_id, self.owner)
 
     def _evaluate(self, run: RunSummary, plan: RunPlan) -> tuple[int, dict[int, tuple[int, int]]]:
         """Freeze the rows to send; return their number and, for a partitioned plan, each
@@ -650,6 +644,24 @@ def _attribution(exc: ActivatorError) -> str:
     if isinstance(exc, DestinationError):
         return exc.attribution
     return "configuration" if isinstance(exc, ConfigError) or exc.bad_input else "platform"
+
+
+def take_lease(store: MetadataStore, run_id: str, owner: str) -> None:
+    """Take a run's lease for ``owner`` (marking it running), taking it over from a holder
+    that is a vanished process of this host.
+
+    Raises:
+        RunClaimedError: a live process holds the lease.
+        StoreError: no such run, or it already finished.
+    """
+    try:
+        store.claim_run(run_id, owner, LEASE_TTL)
+    except RunClaimedError:
+        summary = store.get_run(run_id)
+        holder = summary.lease_owner if summary is not None else None
+        if holder is None or not dead_here(holder):
+            raise
+        store.claim_run(run_id, owner, LEASE_TTL, steal_from=holder)
 
 
 def dead_here(owner: str) -> bool:

@@ -45,7 +45,13 @@ from activator.definitions.orchestration import OrchestrationGroupDefinition
 from activator.engines.base import Engine
 from activator.errors import ActivatorError, ConfigError, EngineLockedError
 from activator.runtime.ledger import LEASE_TTL
-from activator.runtime.runner import Progress, RunExecutor, dead_here, heartbeat, owner_id
+from activator.runtime.runner import (
+    Progress,
+    RunExecutor,
+    heartbeat,
+    owner_id,
+    take_lease,
+)
 from activator.services.alerts import send_alerts
 from activator.services.campaign import campaign_run_plan
 from activator.services.journey import journey_run_plan
@@ -338,11 +344,7 @@ def _cancel_one(store: MetadataStore, run: RunSummary) -> RunSummary:
 
 def _cancel_idle(store: MetadataStore, run: RunSummary, *, because: str) -> RunSummary:
     """Cancel a run no live process executes (a live one raises RunClaimedError)."""
-    owner = owner_id()
-    if run.lease_owner is not None and dead_here(run.lease_owner):
-        store.claim_run(run.run_id, owner, LEASE_TTL, steal_from=run.lease_owner)
-    else:
-        store.claim_run(run.run_id, owner, LEASE_TTL)
+    take_lease(store, run.run_id, owner_id())
     store.add_event(run.run_id, f"run {because}", level="warning")
     return store.finish_run(run.run_id, status="canceled", counts=run.counts, error=because)
 
