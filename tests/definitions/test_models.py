@@ -74,6 +74,8 @@ def test_segment_references_walk_nested_groups() -> None:
         ("INSERT INTO t SELECT 1", "not INSERT"),
         ("SELECT * INTO copy FROM customers", "found INTO"),
         ("SELEC 1", "does not parse"),
+        ("SELECT 'unterminated FROM customers", "does not parse as postgres"),
+        ("SELECT 1 /* unterminated", "does not parse as postgres"),
     ],
 )
 def test_only_one_read_only_select(sql: str, problem: str | None) -> None:

@@ -6,7 +6,7 @@ __all__ = ["check_select"]
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, TokenError
 
 _WRITES = (
     exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter,
@@ -22,6 +22,8 @@ def check_select(sql: str, dialect: str) -> str | None:
         first = exc.errors[0] if exc.errors else {}
         where = f" at line {first.get('line')}" if first.get("line") else ""
         return f"SQL does not parse as {dialect}{where}: {first.get('description', exc)}"
+    except TokenError as exc:  # an unterminated quote or comment, before any parsing
+        return f"SQL does not parse as {dialect}: {exc}"
     except ValueError as exc:  # unknown dialect
         return str(exc)
     if len(statements) != 1:
