@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
 
 from activator import __version__
+from activator.api.activations import ActivationsView
 from activator.api.context import ApiState
 from activator.api.errors import install_error_handlers
 from activator.api.routes_admin import admin_router
@@ -94,7 +95,12 @@ def create_app(
         every = interval or ws.config.scheduler.interval_seconds
         worker = Worker(root, scheduler=scheduler, interval=every)
         app.state.activator = ApiState(
-            root=root, config=ws.config, store=store, worker=worker, clock=clock
+            root=root,
+            config=ws.config,
+            store=store,
+            worker=worker,
+            clock=clock,
+            activations=ActivationsView(store, timezone=ws.config.timezone, clock=clock),
         )
         worker.start()
         try:
@@ -124,7 +130,7 @@ def create_app(
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             current: ApiState | None = getattr(request.app.state, "activator", None)
             if current is not None:
-                current.activations = None
+                current.activations.drop()
         return response
 
     @app.get("/api/health", operation_id="health", tags=["activations"])

@@ -61,6 +61,7 @@ def revoke_token(st: State, caller: Admin, token_id: str) -> TokenOut:
     if token_id not in {t.token_id for t in st.store.list_tokens()}:
         raise not_found(f"token {token_id}")
     record = st.store.revoke_token(token_id)
+    st.tokens.forget(token_id)
     st.store.audit(actor=caller.actor, action="revoke", kind="token", name=record.name,
                    detail={"token_id": token_id})  # fmt: skip
     return TokenOut.of(record)

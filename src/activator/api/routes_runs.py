@@ -8,10 +8,9 @@ __all__ = ["activations_router", "runs_router"]
 import asyncio
 import json
 import threading
-import time
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -30,16 +29,11 @@ from activator.services.run import (
     queue_restart,
     run_detail,
 )
-from activator.services.workspace import ActivationStatus, activation_list
 from activator.store import FINISHED_RUN_STATUSES, RunSummary
 from activator.workspace.loader import load_workspace
 
 runs_router = APIRouter(prefix="/api/runs", tags=["runs"], responses=ERRORS)
 activations_router = APIRouter(prefix="/api", tags=["activations"], responses=ERRORS)
-
-ACTIVATIONS_TTL = 1.0
-"""Seconds the computed Activations list is served before it is computed again (a change
-made through this server recomputes it at once)."""
 
 _POLL = 0.5
 """Seconds between two looks at a followed run's events."""
@@ -221,98 +215,16 @@ async def follow_run(
     )
 
 
-class _ActivationsCache:
-    """One server's refreshing of the Activations list, and the pages rendered from it.
-
-    One request at a time computes the list (the others serve the list it replaces, or wait
-    for it when a change dropped it), and each page (a filter, a limit, an offset) is
-    rendered to JSON once per computed list: under load, a request then costs the token
-    check and a dictionary look-up.
-    """
-
-    PAGES = 256
-    """Rendered pages kept per computed list (distinct filters and offsets)."""
-
-    def __init__(self) -> None:
-        self.refresh = threading.Lock()
-        self.lock = threading.Lock()
-        self.snapshot: object = None
-        self.pages: dict[tuple[object, ...], bytes] = {}
-
-    def page(self, snapshot: object, key: tuple[object, ...]) -> bytes | None:
-        """The page rendered from ``snapshot`` for ``key``, if it was."""
-        with self.lock:
-            if self.snapshot is not snapshot:
-                return None
-            return self.pages.get(key)
-
-    def keep(self, snapshot: object, key: tuple[object, ...], body: bytes) -> None:
-        """Keep a page rendered from ``snapshot`` (pages of older lists are dropped)."""
-        with self.lock:
-            if self.snapshot is not snapshot:
-                self.snapshot, self.pages = snapshot, {}
-            if len(self.pages) < self.PAGES:
-                self.pages[key] = body
-
-
-_CACHE_CREATION = threading.Lock()
-
-
-def _cache_of(request: Request) -> _ActivationsCache:
-    app_state = request.app.state
-    found: _ActivationsCache | None = getattr(app_state, "activations_cache", None)
-    if found is None:
-        with _CACHE_CREATION:
-            found = getattr(app_state, "activations_cache", None)
-            if found is None:
-                found = _ActivationsCache()
-                app_state.activations_cache = found
-    return found
-
-
-Snapshot = tuple[float, list[ActivationStatus]]
-
-
-def _activations(st: ApiState, cache: _ActivationsCache) -> Snapshot:
-    """The Activations list, computed at most once a second (and at once after a change
-    made through this server, which drops ``st.activations``)."""
-    with st.lock:
-        cached = st.activations
-    if cached is not None and time.monotonic() - cached[0] < ACTIVATIONS_TTL:
-        return cached
-    if cached is not None and not cache.refresh.acquire(blocking=False):
-        # Another request is computing it: serve the list it replaces meanwhile.
-        return cached
-    if cached is None:
-        cache.refresh.acquire()
-    try:
-        with st.lock:
-            again = st.activations
-        if again is not None and again is not cached:
-            return again  # computed while this request waited
-        rows = activation_list(
-            st.store, timezone=st.config.timezone, as_of=st.clock(), upcoming=st.upcoming
-        )
-        snapshot = (time.monotonic(), rows)
-        with st.lock:
-            # A change made while computing dropped the list: it is computed again next time.
-            if st.activations is cached:
-                st.activations = snapshot
-        return snapshot
-    finally:
-        cache.refresh.release()
-
-
 @activations_router.get(
     "/activations",
     operation_id="list_activations",
     summary="The Activations list: campaigns, journeys, orchestrations and groups",
     description="Each with its status, last run and next run; filter by type, status and "
-    "label, search names and descriptions. Computed at most once a second.",
+    "label, search names and descriptions. Up to date within a second: the server computes "
+    "the list again when the metadata store changed.",
     response_model=ActivationsPage,
 )
-def list_activations(
-    request: Request,
+async def list_activations(
     st: State,
     _caller: Viewer,
     type: Literal["campaign", "journey", "orchestration", "group"] | None = None,
@@ -323,27 +235,39 @@ def list_activations(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    cache = _cache_of(request)
-    snapshot = _activations(st, cache)
     key = (type, status, label, q, include_archived, limit, offset)
-    body = cache.page(snapshot, key)
+    # A page already rendered from a list checked within the second is answered here, on
+    # the event loop; looking at the store, computing or rendering goes to a thread.
+    snapshot = st.activations.fresh()
+    body = None if snapshot is None else st.activations.page(snapshot, key)
     if body is None:
-        needle = (q or "").lower()
-        rows = [
-            r
-            for r in snapshot[1]
-            if (type is None or r.type == type)
-            and (status is None or r.status == status)
-            and (include_archived or status == "archived" or r.status != "archived")
-            and (label is None or label in r.labels)
-            and (not needle or needle in f"{r.name} {r.description or ''}".lower())
-        ]
-        page = ActivationsPage(
-            items=[ActivationOut.of(r) for r in rows[offset : offset + limit]],
-            total=len(rows),
-            offset=offset,
-            limit=limit,
-        )
-        body = page.model_dump_json().encode()
-        cache.keep(snapshot, key, body)
+        body = await run_in_threadpool(_page, st, key)
     return Response(body, media_type="application/json")
+
+
+def _page(st: ApiState, key: tuple[Any, ...]) -> bytes:
+    """A page of the Activations list as JSON: rendered once per computed list."""
+    snapshot = st.activations.current()
+    body = st.activations.page(snapshot, key)
+    if body is not None:
+        return body
+    type, status, label, q, include_archived, limit, offset = key
+    needle = (q or "").lower()
+    rows = [
+        r
+        for r in snapshot.rows
+        if (type is None or r.type == type)
+        and (status is None or r.status == status)
+        and (include_archived or status == "archived" or r.status != "archived")
+        and (label is None or label in r.labels)
+        and (not needle or needle in f"{r.name} {r.description or ''}".lower())
+    ]
+    page = ActivationsPage(
+        items=[ActivationOut.of(r) for r in rows[offset : offset + limit]],
+        total=len(rows),
+        offset=offset,
+        limit=limit,
+    )
+    body = page.model_dump_json().encode()
+    st.activations.keep(snapshot, key, body)
+    return body

@@ -51,7 +51,7 @@ from activator.clock import wall_clock
 from activator.errors import MissingExtraError, StoreError
 from activator.store.access import AccessMixin
 from activator.store.migrate import current_revision, upgrade
-from activator.store.models import DefinitionRow, DefinitionVersionRow, RunRow
+from activator.store.models import DefinitionRow, DefinitionVersionRow, RunEventRow, RunRow
 from activator.store.runlog import RunLogMixin
 
 DEFINITION_KINDS = ("segment", "destination", "campaign", "journey", "orchestration", "group")
@@ -783,6 +783,21 @@ class MetadataStore(RunLogMixin, AccessMixin):
         with self._guard("reading runs"), self._reads() as session:
             row = session.scalars(query).first()
             return None if row is None else _summary(row)
+
+    def change_marker(self) -> tuple[Any, ...]:
+        """A value that changes whenever a definition or a run shown in the Activations list
+        changes: the definitions' latest update and number, the newest run, and the newest
+        run event (every change of a run's status writes one). A few index look-ups: a
+        server compares it to decide whether to compute its list again.
+        """
+        query = select(
+            select(func.max(DefinitionRow.updated_at)).scalar_subquery(),
+            select(func.count()).select_from(DefinitionRow).scalar_subquery(),
+            select(func.max(RunRow.created_at)).scalar_subquery(),
+            select(func.max(RunEventRow.id)).scalar_subquery(),
+        )
+        with self._guard("reading the change marker"), self._reads() as session:
+            return tuple(session.execute(query).one())
 
     def latest_runs(self, kinds: Sequence[str]) -> dict[tuple[str, str], RunSummary]:
         """The most recently created non-test run of every activation of these kinds, in
