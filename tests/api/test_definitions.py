@@ -61,7 +61,7 @@ def test_create_read_change_and_version_a_segment(api_server: ApiServer) -> None
         (1, "joined"), (2, "changed"),
     ]  # fmt: skip
 
-    audit = api_server.client("admin").get("/api/audit", params={"kind": "segment"}).json()
+    audit = api_server.client("admin").get("/api/audit", params={"name": "recent"}).json()
     assert [(a["actor"], a["action"], a["name"], a["detail"]) for a in audit] == [
         ("token:editor-token", "update", "recent", {"version": 2}),
         ("token:editor-token", "create", "recent", {"version": 1}),

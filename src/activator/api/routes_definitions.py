@@ -321,5 +321,5 @@ def _action_route(router: APIRouter, kind: str, action: str) -> None:
     )
     def act(st: State, caller: Editor, name: str) -> StatusOut:
         _stored(st, kind, name)
-        status = change_activation_status(st.root, st.store, kind, name, action, actor=caller.actor)
+        status = change_activation_status(st.root, kind, name, action, actor=caller.actor)
         return StatusOut(kind=kind, name=name, status=status)

@@ -400,7 +400,7 @@ _TRANSITIONS = {
 }
 
 
-def set_campaign_status(root: Path, name: str, action: str) -> str:
+def set_campaign_status(root: Path, name: str, action: str, *, actor: str | None = None) -> str:
     """Pause, resume or archive a campaign; return its new status.
 
     Paused campaigns keep their definition and history and do not run; resuming makes them
@@ -414,6 +414,7 @@ def set_campaign_status(root: Path, name: str, action: str) -> str:
         action,
         _TRANSITIONS,
         final="archived campaigns come back by applying them with `status: active`",
+        actor=actor,
     )
 
 

@@ -186,11 +186,9 @@ def archive_definition(
     return "archived"
 
 
-def change_activation_status(
-    root: Path, store: MetadataStore, kind: str, name: str, action: str, *, actor: str
-) -> str:
+def change_activation_status(root: Path, kind: str, name: str, action: str, *, actor: str) -> str:
     """Pause, resume, end or archive an activation (see :data:`KIND_ACTIONS`), recorded in the
-    audit log; return its new status.
+    audit log under ``actor``; return its new status.
 
     Raises:
         ConfigError: no such activation, an action its kind does not have, or one that does
@@ -200,16 +198,15 @@ def change_activation_status(
         known = ", ".join(KIND_ACTIONS.get(kind, ())) or "none"
         raise ConfigError(f"a {kind} cannot {action}", hint=f"its actions: {known}")
     if kind == "campaign":
-        status = set_campaign_status(root, name, action)
+        status = set_campaign_status(root, name, action, actor=actor)
     elif kind == "journey" and action == "archive":
         # An active journey is paused or ended first: its travellers are somewhere.
         status = change_status(
             root, kind, name, action, _JOURNEY_ARCHIVE,
-            final="pause or end the journey before archiving it",
+            final="pause or end the journey before archiving it", actor=actor,
         )  # fmt: skip
     elif kind == "journey":
-        status = set_journey_status(root, name, action)
+        status = set_journey_status(root, name, action, actor=actor)
     else:
-        status = change_status(root, kind, name, action, _ORCHESTRATION_TRANSITIONS)
-    store.audit(actor=actor, action=action, kind=kind, name=name, detail={"status": status})
+        status = change_status(root, kind, name, action, _ORCHESTRATION_TRANSITIONS, actor=actor)
     return status

@@ -257,7 +257,7 @@ def _recount(engine: Engine, run: RunSummary, definition: JourneyDefinition) -> 
     return _step_json(step_counts(engine, run_rows(log, definition.name, run.run_id)))
 
 
-def set_journey_status(root: Path, name: str, action: str) -> str:
+def set_journey_status(root: Path, name: str, action: str, *, actor: str | None = None) -> str:
     """Pause, resume or end a journey; return its new status.
 
     Paused journeys do not run; their travellers stay where they are and move on at the
@@ -277,6 +277,7 @@ def set_journey_status(root: Path, name: str, action: str) -> str:
             "end": ({"draft", "active", "paused"}, "ended"),
         },
         final="an ended journey does not restart: copy it under a new name",
+        actor=actor,
     )
 
 

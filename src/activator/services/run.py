@@ -56,7 +56,7 @@ from activator.services.alerts import send_alerts
 from activator.services.campaign import campaign_run_plan
 from activator.services.journey import journey_run_plan
 from activator.services.orchestration import finish_if_unchanged, orchestration_run_plan
-from activator.services.workspace import open_store, workspace_engine
+from activator.services.workspace import cli_actor, open_store, workspace_engine
 from activator.store import (
     FINISHED_RUN_STATUSES,
     EventRecord,
@@ -174,6 +174,7 @@ def run_activation(
     ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
         run = queue_run(store, name, as_of=as_of, trigger="manual")
+        _audit(store, "launch", run)
         if say is not None:
             say(f"run {run.run_id}: {run.kind} {run.name} v{run.definition_version}")
         return execute_run(ws, store, run, progress=progress, retry_rejected=retry_rejected)
@@ -239,6 +240,7 @@ def retry_run(
     ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
         run = prepare_retry(store, run_id)
+        _audit(store, "retry", run)
         return execute_run(ws, store, run, progress=progress)
 
 
@@ -282,6 +284,7 @@ def restart_run(
     ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
         run = queue_restart(store, run_id)
+        _audit(store, "restart", run, restarts=run_id)
         if say is not None:
             say(
                 f"run {run.run_id}: {run.kind} {run.name} v{run.definition_version} "
@@ -318,7 +321,17 @@ def cancel_run(root: Path, run_id: str) -> RunSummary:
     """
     ws = load_workspace(root, definitions=False)
     with open_store(ws) as store:
-        return cancel_stored_run(store, run_id)
+        canceled = cancel_stored_run(store, run_id)
+        _audit(store, "cancel", canceled)
+        return canceled
+
+
+def _audit(store: MetadataStore, action: str, run: RunSummary, **detail: str) -> None:
+    """Record a run command given on the command line in the audit log."""
+    store.audit(
+        actor=cli_actor(), action=action, kind=run.kind, name=run.name,
+        detail={"run_id": run.run_id, **detail},
+    )  # fmt: skip
 
 
 def cancel_stored_run(store: MetadataStore, run_id: str) -> RunSummary:

@@ -12,12 +12,15 @@ __all__ = [
     "ValidationReport",
     "activation_list",
     "apply_workspace",
+    "cli_actor",
     "init_workspace",
     "status",
     "validate_workspace",
     "workspace_engine",
 ]
 
+import getpass
+import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -311,7 +314,29 @@ def apply_workspace(
         progress(f"storing {len(items)} definitions")
     with open_store(ws) as store:
         results = store.apply(items, force=force)
+        sources = {(i.kind, i.name): i.source for i in items}
+        for result in results:
+            if result.change != "unchanged":
+                store.audit(
+                    actor=cli_actor(),
+                    action="create" if result.change == "created" else "update",
+                    kind=result.kind,
+                    name=result.name,
+                    detail={
+                        "version": result.version,
+                        "source": sources[(result.kind, result.name)],
+                    },
+                )
     return report, results
+
+
+def cli_actor() -> str:
+    """How the audit log names a change made from the command line: ``cli:USER``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = str(os.getuid())
+    return f"cli:{user}"
 
 
 @dataclass(frozen=True)
@@ -394,9 +419,11 @@ def change_status(
     transitions: Mapping[str, tuple[set[str], str]],
     *,
     final: str | None = None,
+    actor: str | None = None,
 ) -> str:
     """Apply a status action (pause, resume, end, archive...) to an applied activation and
-    return its new status; the definition keeps its version.
+    return its new status; the definition keeps its version. The change is recorded in the
+    audit log under ``actor`` (default: :func:`cli_actor`).
 
     Args:
         root: The workspace.
@@ -427,6 +454,10 @@ def change_status(
                 hint=None if leaves else final,
             )
         store.set_status(kind, name, target)
+        store.audit(
+            actor=actor or cli_actor(), action=action, kind=kind, name=name,
+            detail={"status": target},
+        )  # fmt: skip
         return target
 
 
