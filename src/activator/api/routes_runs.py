@@ -20,6 +20,7 @@ from activator.api.context import ApiState, Editor, State, Viewer
 from activator.api.errors import ApiError, not_found
 from activator.api.routes_definitions import ERRORS
 from activator.api.schemas import ActivationOut, ActivationsPage, RunDetailOut, RunOut, RunsPage
+from activator.errors import ActivatorError
 from activator.runtime.ledger import LEASE_TTL
 from activator.runtime.runner import owner_id
 from activator.services.run import (
@@ -180,6 +181,15 @@ async def follow_run(
         after = max(after, min(int(last_event_id), 2**31 - 1))  # ids: 32-bit on PostgreSQL
 
     async def stream() -> AsyncIterator[str]:
+        try:
+            async for chunk in follow():
+                yield chunk
+        except ActivatorError as exc:
+            # The response has begun: the error goes in the stream, then the stream ends.
+            data = {"type": "store_error", "message": exc.message}
+            yield f"event: error\ndata: {json.dumps(data)}\n\n"
+
+    async def follow() -> AsyncIterator[str]:
         seen = after
         shown: str | None = None
         yield "retry: 2000\n\n"

@@ -71,7 +71,9 @@ class PostgresDestination(Definition):
         parts = urlsplit(value)
         if parts.scheme not in ("postgresql", "postgres"):
             raise ValueError(
-                f"url must start with postgresql://, not {parts.scheme or value!r}; "
+                # Never the value itself: a URL typed without a scheme may hold a password.
+                "url must start with postgresql://, not "
+                f"{parts.scheme + '://' if parts.scheme else 'a URL without a scheme'}; "
                 "e.g. postgresql://activator@db.internal:5432/marketing"
             )
         in_query = any(key == "password" for key, _ in parse_qsl(parts.query))
