@@ -10,13 +10,14 @@ from __future__ import annotations
 
 __all__ = ["create_app"]
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from activator import __version__
 from activator.api.activations import ActivationsView
@@ -60,6 +61,29 @@ tokens. Every error has one shape: `{"error": {"type", "message", "field", "hint
 Definitions carry versions: send the version you edited in `If-Match`; an edit made on an
 older version is refused with 409.
 """
+
+
+class FreshAfterWrites:
+    """Drop the server's Activations list when a request that may change something answers
+    (before its answer starts, so a client reading the list next sees the change). A plain
+    ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs every request a task group."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+
+        async def drop_then_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                current: ApiState | None = getattr(scope["app"].state, "activator", None)
+                if current is not None:
+                    current.activations.drop()
+            await send(message)
+
+        await self.app(scope, receive, drop_then_send)
 
 
 class Health(BaseModel):
@@ -122,19 +146,10 @@ def create_app(
     )
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def fresh_after_writes(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            current: ApiState | None = getattr(request.app.state, "activator", None)
-            if current is not None:
-                current.activations.drop()
-        return response
+    app.add_middleware(FreshAfterWrites)
 
     @app.get("/api/health", operation_id="health", tags=["activations"])
-    def health(request: Request) -> Health:
+    async def health(request: Request) -> Health:
         current: ApiState = request.app.state.activator
         return Health(
             status="ok", version=__version__, scheduler=current.worker.scheduler is not None
