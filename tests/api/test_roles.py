@@ -75,6 +75,7 @@ REQUIRED_ROLE: dict[str, str] = {
     "resume_group": "editor",
     "end_group": "editor",
     "archive_group": "editor",
+    "test_send_group": "editor",
     # tokens and secrets
     "create_token": "admin",
     "revoke_token": "admin",
@@ -234,6 +235,7 @@ def request_for(
         "set_secret": {"value": "overwritten"},
         "test_send_campaign": {"sample": 1},
         "test_send_orchestration": {"sample": 1},
+        "test_send_group": {"sample": 1},
     }
     return bodies.get(op.operation_id), {}
 

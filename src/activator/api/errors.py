@@ -140,7 +140,9 @@ def _from_activator(exc: ActivatorError) -> ApiError:
         return ApiError(502, "engine_error", exc.message, hint=hint)
     if isinstance(exc, StoreError) and not getattr(exc, "bad_input", True):
         return ApiError(503, "store_error", exc.message, hint=hint)
-    if isinstance(exc, ConfigError) and exc.message.startswith(("no ", "unknown ")):
+    if isinstance(exc, ConfigError) and (
+        exc.message.startswith("no ") or " not found in " in exc.message
+    ):
         return ApiError(404, "not_found", exc.message, hint=hint)
     return ApiError(400, "bad_request", exc.message, hint=hint)
 

@@ -8,7 +8,7 @@ described, and the same validation applies (then the same cross-reference checks
 
 # No `from __future__ import annotations`: FastAPI reads the body's model from the signature.
 
-__all__ = ["definition_router"]
+__all__ = ["ERRORS", "definition_router", "execute_queued"]
 
 import threading
 from datetime import datetime
@@ -295,15 +295,16 @@ def _activation_routes(router: APIRouter, kind: str) -> None:
         st.store.audit(
             actor=caller.actor, action="launch", kind=kind, name=name, detail={"run_id": run.run_id}
         )
-        st.worker.submit(lambda stop: _execute(st, run.run_id, stop))
+        st.worker.submit(lambda stop: execute_queued(st, run.run_id, stop))
         return RunOut.of(run)
 
     for action in KIND_ACTIONS[kind]:
         _action_route(router, kind, action)
 
 
-def _execute(st: ApiState, run_id: str, stop: threading.Event) -> None:
-    """Execute a run the API recorded, unless something else already has."""
+def execute_queued(st: ApiState, run_id: str, stop: threading.Event) -> None:
+    """The worker's job for a run the API recorded (run now, retry, restart): execute it,
+    unless something else (a scheduler that found its lease lapsed) already has."""
     run = st.store.get_run(run_id)
     if run is None or run.status not in ("queued", "running"):
         return

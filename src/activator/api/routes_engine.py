@@ -18,7 +18,7 @@ from fastapi import APIRouter, Body, Query
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
-from activator.api.context import Admin, ApiState, Editor, State, Viewer
+from activator.api.context import Admin, ApiState, Editor, Principal, State, Viewer
 from activator.api.errors import ApiError, not_found
 from activator.api.routes_definitions import ERRORS
 from activator.api.schemas import RunOut
@@ -193,6 +193,43 @@ class TestSendRequest(BaseModel):
     as_of: datetime | None = None
 
 
+def _test_send(
+    st: ApiState, caller: Principal, kind: str, name: str, body: TestSendRequest | None
+) -> list[RunOut]:
+    """Send samples as test runs: of a campaign, an orchestration, or each orchestration of a
+    group; recorded in the audit log."""
+    _need(st, kind, name)
+    request = body or TestSendRequest()
+    moment = _as_of(st, request.as_of)
+
+    def campaign() -> list[Any]:
+        return [
+            campaigns.send_sample(
+                st.root, name, sample=request.sample, as_of=moment, destination=request.destination
+            )
+        ]
+
+    def orchestration(member: str) -> Any:
+        return orchestrations.send_orchestration_sample(
+            st.root, member, sample=request.sample, as_of=moment, destination=request.destination
+        )
+
+    if kind == "campaign":
+        runs = _on_engine(st, campaign)
+    else:
+        if request.destination is not None:
+            _need(st, "destination", request.destination)
+        members = [name]
+        if kind == "group":
+            stored = st.store.get("group", name)
+            assert stored is not None
+            members = list(stored.spec.get("orchestrations") or [])
+        runs = _on_engine(st, lambda: [orchestration(m) for m in members])
+    st.store.audit(actor=caller.actor, action="test-send", kind=kind, name=name,
+                   detail={"run_ids": [r.run_id for r in runs]})  # fmt: skip
+    return [RunOut.of(r) for r in runs]
+
+
 @engine_router.post(
     "/campaigns/{name}/test-send",
     operation_id="test_send_campaign",
@@ -205,18 +242,8 @@ def send_test_sample(
     name: str,
     body: Annotated[TestSendRequest | None, Body()] = None,
 ) -> RunOut:
-    _need(st, "campaign", name)
-    request = body or TestSendRequest()
-    moment = _as_of(st, request.as_of)
-    run = _on_engine(
-        st,
-        lambda: campaigns.send_sample(
-            st.root, name, sample=request.sample, as_of=moment, destination=request.destination
-        ),
-    )
-    st.store.audit(actor=caller.actor, action="test-send", kind="campaign", name=name,
-                   detail={"run_id": run.run_id})  # fmt: skip
-    return RunOut.of(run)
+    (run,) = _test_send(st, caller, "campaign", name, body)
+    return run
 
 
 @engine_router.get(
@@ -306,17 +333,39 @@ def send_orchestration_sample(
     name: str,
     body: Annotated[TestSendRequest | None, Body()] = None,
 ) -> RunOut:
-    _need(st, "orchestration", name)
-    request = body or TestSendRequest()
-    moment = _as_of(st, request.as_of)
-    if request.destination is not None:
-        _need(st, "destination", request.destination)
-    run = _on_engine(
+    (run,) = _test_send(st, caller, "orchestration", name, body)
+    return run
+
+
+@engine_router.post(
+    "/groups/{name}/test-send",
+    operation_id="test_send_group",
+    summary="Send the first rows of each orchestration of the group, as test runs",
+    tags=["groups"],
+)
+def send_group_sample(
+    st: State,
+    caller: Editor,
+    name: str,
+    body: Annotated[TestSendRequest | None, Body()] = None,
+) -> list[RunOut]:
+    return _test_send(st, caller, "group", name, body)
+
+
+@engine_router.get(
+    "/groups/{name}/plan",
+    operation_id="plan_group",
+    summary="The plan of each orchestration of the group, in order, without writing",
+    tags=["groups"],
+)
+def plan_group(st: State, _caller: Viewer, name: str, as_of: AsOf = None) -> list[dict[str, Any]]:
+    stored = st.store.get("group", name)
+    if stored is None:
+        raise not_found(f"group named {name!r}")
+    moment = _as_of(st, as_of)
+    members = list(stored.spec.get("orchestrations") or [])
+    plans = _on_engine(
         st,
-        lambda: orchestrations.send_orchestration_sample(
-            st.root, name, sample=request.sample, as_of=moment, destination=request.destination
-        ),
+        lambda: [orchestrations.plan_orchestration(st.root, m, as_of=moment) for m in members],
     )
-    st.store.audit(actor=caller.actor, action="test-send", kind="orchestration", name=name,
-                   detail={"run_id": run.run_id})  # fmt: skip
-    return RunOut.of(run)
+    return [jsonable_encoder(plan.to_json()) for plan in plans]

@@ -7,7 +7,6 @@ __all__ = ["activations_router", "runs_router"]
 
 import asyncio
 import json
-import threading
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -18,20 +17,18 @@ from starlette.concurrency import run_in_threadpool
 
 from activator.api.context import ApiState, Editor, State, Viewer
 from activator.api.errors import ApiError, not_found
-from activator.api.routes_definitions import ERRORS
+from activator.api.routes_definitions import ERRORS, execute_queued
 from activator.api.schemas import ActivationOut, ActivationsPage, RunDetailOut, RunOut, RunsPage
 from activator.errors import ActivatorError
 from activator.runtime.ledger import LEASE_TTL
 from activator.runtime.runner import owner_id
 from activator.services.run import (
     cancel_stored_run,
-    execute_run,
     prepare_retry,
     queue_restart,
     run_detail,
 )
 from activator.store import FINISHED_RUN_STATUSES, RunSummary
-from activator.workspace.loader import load_workspace
 
 runs_router = APIRouter(prefix="/api/runs", tags=["runs"], responses=ERRORS)
 activations_router = APIRouter(prefix="/api", tags=["activations"], responses=ERRORS)
@@ -45,14 +42,6 @@ def _run(st: ApiState, run_id: str) -> RunSummary:
     if run is None:
         raise not_found(f"run {run_id}")
     return run
-
-
-def _execute(st: ApiState, run_id: str, stop: threading.Event) -> None:
-    run = st.store.get_run(run_id)
-    if run is None or run.status in FINISHED_RUN_STATUSES:
-        return
-    ws = load_workspace(st.root, definitions=False)
-    execute_run(ws, st.store, run, stop=stop, engine_wait=ws.config.scheduler.engine_wait_seconds)
 
 
 @runs_router.get("", operation_id="list_runs", summary="Runs, newest first, filtered")
@@ -120,7 +109,7 @@ def retry_run(st: State, caller: Editor, run_id: str) -> RunOut:
     run = _run(st, run_id)
     st.store.audit(actor=caller.actor, action="retry", kind=run.kind, name=run.name,
                    detail={"run_id": run_id})  # fmt: skip
-    st.worker.submit(lambda stop: _execute(st, run_id, stop))
+    st.worker.submit(lambda stop: execute_queued(st, run_id, stop))
     return RunOut.of(run)
 
 
@@ -135,7 +124,7 @@ def restart_run(st: State, caller: Editor, run_id: str) -> RunOut:
     run = queue_restart(st.store, run_id)
     st.store.audit(actor=caller.actor, action="restart", kind=run.kind, name=run.name,
                    detail={"run_id": run.run_id, "restarts": run_id})  # fmt: skip
-    st.worker.submit(lambda stop: _execute(st, run.run_id, stop))
+    st.worker.submit(lambda stop: execute_queued(st, run.run_id, stop))
     return RunOut.of(run)
 
 
