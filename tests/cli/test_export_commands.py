@@ -160,8 +160,10 @@ def test_api_edit_conflicts_then_export_resolves_it(workspace: Path) -> None:
         entries = store.audit_log()
     assert stored is not None
     assert (stored.spec["description"], stored.file_version) == ("Edited in the file", 3)
-    assert [(e.action, e.kind, e.name, e.detail) for e in entries] == [
-        ("export", "segment", "high-value", {"file": "segments/high-value.yml", "version": 2})
+    assert [(e.action, e.kind, e.name, e.detail) for e in entries if e.name == "high-value"] == [
+        ("update", "segment", "high-value", {"version": 3, "source": "segments/high-value.yml"}),
+        ("export", "segment", "high-value", {"file": "segments/high-value.yml", "version": 2}),
+        ("create", "segment", "high-value", {"version": 1, "source": "segments/high-value.yml"}),
     ]
 
 
