@@ -29,7 +29,7 @@ from activator.errors import (
     EngineLockedError,
     StoreError,
 )
-from activator.store import RunClaimedError, RunSlotTakenError
+from activator.store import DefinitionConflictError, RunClaimedError, RunSlotTakenError
 from activator.workspace.yaml import format_loc
 
 log = logging.getLogger("activator.api")
@@ -124,9 +124,7 @@ def _from_activator(exc: ActivatorError) -> ApiError:
             field=first.field if count == 1 and first is not None else None,
             errors=items,
         )
-    if type(exc).__name__ == "DefinitionConflictError" or isinstance(
-        exc, RunSlotTakenError | RunClaimedError
-    ):
+    if isinstance(exc, DefinitionConflictError | RunSlotTakenError | RunClaimedError):
         return ApiError(409, "conflict", exc.message, hint=hint)
     if isinstance(exc, EngineLockedError):
         return ApiError(
